@@ -1,0 +1,55 @@
+//! Subcommands, one file each.
+
+mod copy;
+mod inspect;
+mod unpack;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocipack",
+    version,
+    about = "Assemble, verify and publish multi-arch OCI images without a daemon"
+)]
+pub struct Cli {
+    /// Debug logging on stderr (or set OCIPACK_LOG=...).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show an image or index: digests, platforms, config, layers.
+    Inspect(inspect::Args),
+    /// Copy images between layouts, archives and registries, digests preserved.
+    Copy(copy::Args),
+    /// Unpack an image's root filesystem into a directory.
+    Unpack(unpack::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Copy(a) => copy::run(a),
+        Command::Unpack(a) => unpack::run(a),
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Parses `--arch`/`--platform` values.
+pub fn platform_arg(s: &str) -> Result<ocipack::platform::PlatformSpec, String> {
+    s.parse().map_err(|e: ocipack::Error| e.to_string())
+}
+
+/// Parses image references.
+pub fn reference_arg(s: &str) -> Result<ocipack::reference::Reference, String> {
+    s.parse().map_err(|e: ocipack::Error| e.to_string())
+}

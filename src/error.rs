@@ -1,0 +1,157 @@
+//! Typed errors for the library. Every variant names what failed (a path,
+//! a digest, a reference) so that a pipeline log is enough to act on it.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+
+    #[error("blob {expected}: content has digest {actual} (corrupt or tampered blob{})", location_suffix(.location))]
+    DigestMismatch {
+        expected: String,
+        actual: String,
+        location: Option<PathBuf>,
+    },
+
+    #[error("blob {digest}: expected {expected} bytes, found {actual}{}{}", if *.actual < *.expected { " (truncated)" } else { "" }, location_suffix(.location))]
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+        location: Option<PathBuf>,
+    },
+
+    #[error("{what}: malformed JSON: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+
+    #[error("{what}: invalid content: {reason}")]
+    Invalid { what: String, reason: String },
+
+    #[error("invalid reference {input:?}: {reason}")]
+    Reference { input: String, reason: String },
+
+    #[error("{what} not found in {location}")]
+    NotFound { what: String, location: String },
+
+    #[error("{reference}: no image for platform {wanted}; available: {available}")]
+    PlatformNotFound {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
+
+    #[error(
+        "unknown architecture {0:?} (expected amd64, arm64 or riscv64; aliases x86_64, aarch64)"
+    )]
+    UnknownArch(String),
+
+    #[error("layer {layer}: refusing entry {entry:?}: {reason}")]
+    UnsafePath {
+        layer: String,
+        entry: String,
+        reason: String,
+    },
+
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn location_suffix(location: &Option<PathBuf>) -> String {
+    match location {
+        Some(p) => format!(" at {}", p.display()),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::Json {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>, location: impl Into<String>) -> Self {
+        Error::NotFound {
+            what: what.into(),
+            location: location.into(),
+        }
+    }
+
+    /// Recovers a typed error that travelled through an `io::Error`
+    /// (verification failures surface from `Read` implementations).
+    pub fn from_io(path: impl Into<PathBuf>, err: io::Error) -> Self {
+        let path = path.into();
+        if err.get_ref().is_some_and(|e| e.is::<Error>()) {
+            if let Some(inner) = err.into_inner() {
+                if let Ok(e) = inner.downcast::<Error>() {
+                    return e.with_location(path);
+                }
+            }
+            return Error::io(path, io::Error::other("verification failed"));
+        }
+        Error::io(path, err)
+    }
+
+    fn with_location(self, path: PathBuf) -> Self {
+        match self {
+            Error::DigestMismatch {
+                expected,
+                actual,
+                location: None,
+            } => Error::DigestMismatch {
+                expected,
+                actual,
+                location: Some(path),
+            },
+            Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                location: None,
+            } => Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                location: Some(path),
+            },
+            other => other,
+        }
+    }
+
+    /// Converts into an `io::Error` that keeps this error retrievable by
+    /// [`Error::from_io`].
+    pub fn into_io(self) -> io::Error {
+        let kind = match &self {
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. } => io::ErrorKind::InvalidData,
+            Error::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, self)
+    }
+}

@@ -1,0 +1,334 @@
+//! OCI image layout directories: the offline store ocipack reads and writes.
+//!
+//! - every blob read is verified against its descriptor while it streams;
+//! - blobs are written to a temp file inside the layout, fsynced and renamed
+//!   into place only once digest and size are known to be right;
+//! - `index.json` is replaced atomically under a directory lock, so
+//!   concurrent writers and crashes never lose or tear a tag;
+//! - existing blobs are never rewritten; many images share one layout.
+
+mod blob;
+mod index_file;
+
+pub use blob::BlobWriter;
+pub use index_file::{tag_of, IndexFile};
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, Digest, MediaType};
+
+use crate::atomic;
+use crate::digest::{check_sha256, read_verified, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::manifest::{RawManifest, MAX_METADATA_SIZE};
+use crate::reference::Selector;
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// A reader over a verified blob.
+pub type BlobReader = VerifyingReader<BufReader<File>>;
+
+/// An OCI image layout on disk.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Opens an existing layout, checking its `oci-layout` marker.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Layout> {
+        let root = root.into();
+        let marker = root.join("oci-layout");
+        let bytes = fs::read(&marker).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::not_found(
+                    "oci-layout file",
+                    format!("{} (not an OCI image layout)", root.display()),
+                )
+            } else {
+                Error::io(&marker, e)
+            }
+        })?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::json(marker.display().to_string(), e))?;
+        match v.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+            Some("1.0.0") => {}
+            other => {
+                return Err(Error::invalid(
+                    marker.display().to_string(),
+                    format!("unsupported imageLayoutVersion {other:?}"),
+                ))
+            }
+        }
+        Ok(Layout { root })
+    }
+
+    /// Opens a layout, creating an empty one if the directory does not hold
+    /// one yet. Refuses a non-empty directory that is not a layout.
+    pub fn open_or_create(root: impl Into<PathBuf>) -> Result<Layout> {
+        let root = root.into();
+        if root.join("oci-layout").exists() {
+            return Layout::open(root);
+        }
+        if root.exists() {
+            let mut it = fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+            if it.next().is_some() {
+                return Err(Error::invalid(
+                    root.display().to_string(),
+                    "directory is not empty and is not an OCI image layout; refusing to write into it",
+                ));
+            }
+        }
+        atomic::create_dir_all(&root.join("blobs").join("sha256"))?;
+        let layout = Layout { root };
+        if !layout.index_path().exists() {
+            atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
+        }
+        atomic::write_file(&layout.root.join("oci-layout"), OCI_LAYOUT)?;
+        Ok(layout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// The file holding a blob. Digests are validated first, so a hostile
+    /// descriptor cannot name a path outside the layout.
+    pub fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        check_sha256(digest)?;
+        Ok(self
+            .root
+            .join("blobs")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest()))
+    }
+
+    /// Whether the blob exists with the descriptor's size. (Content is
+    /// verified when read.)
+    pub fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        let p = self.blob_path(desc.digest())?;
+        match fs::metadata(&p) {
+            Ok(m) => Ok(m.is_file() && m.len() == desc.size()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    /// Opens a blob for verified streaming.
+    pub fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader> {
+        let p = self.blob_path(desc.digest())?;
+        let f = File::open(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::not_found(
+                    format!("blob {}", desc.digest()),
+                    self.root.display().to_string(),
+                )
+            } else {
+                Error::io(&p, e)
+            }
+        })?;
+        Ok(VerifyingReader::new(
+            BufReader::with_capacity(1 << 20, f),
+            desc,
+        ))
+    }
+
+    /// Reads a small blob (manifest, config) fully, verified.
+    pub fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let p = self.blob_path(desc.digest())?;
+        let r = self.open_blob(desc)?;
+        read_verified(r, desc, MAX_METADATA_SIZE).map_err(|e| Error::from_io(p, e))
+    }
+
+    /// Reads and classifies a manifest or index.
+    pub fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
+        let bytes = self.read_blob(desc)?;
+        RawManifest::from_bytes(bytes, Some(desc.media_type().as_ref()))
+    }
+
+    /// Starts writing a new blob into this layout.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        BlobWriter::new(self.clone())
+    }
+
+    /// Copies a blob from `src` into the layout, verifying it against `desc`.
+    /// An existing blob is kept as is and `src` is not read.
+    pub fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool> {
+        if self.has_blob(desc)? {
+            return Ok(false);
+        }
+        let mut w = self.blob_writer()?;
+        let tmp = w.temp_path().to_path_buf();
+        std::io::copy(src, &mut w).map_err(|e| Error::from_io(tmp, e))?;
+        w.finish_expect(desc)?;
+        Ok(true)
+    }
+
+    /// Writes a small blob from memory and returns its descriptor.
+    pub fn write_blob_bytes(&self, bytes: &[u8], media_type: MediaType) -> Result<Descriptor> {
+        let mut w = self.blob_writer()?;
+        std::io::Write::write_all(&mut w, bytes)
+            .map_err(|e| Error::io(w.temp_path().to_path_buf(), e))?;
+        let (digest, size) = w.finish()?;
+        Ok(Descriptor::new(media_type, size, digest))
+    }
+
+    /// Reads `index.json`.
+    pub fn index(&self) -> Result<IndexFile> {
+        let p = self.index_path();
+        let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        IndexFile::parse(&bytes, &p.display().to_string())
+    }
+
+    /// Resolves a tag or digest (or the only image) to its descriptor. A
+    /// digest not listed in `index.json` is still found if its blob exists.
+    pub fn resolve(&self, selector: Option<&Selector>) -> Result<Descriptor> {
+        let location = self.root.display().to_string();
+        let index = self.index()?;
+        match (index.resolve(selector, &location), selector) {
+            (Ok(d), _) => Ok(d),
+            (Err(e), Some(Selector::Digest(d))) => {
+                let p = self.blob_path(d)?;
+                let meta = match fs::metadata(&p) {
+                    Ok(m) => m,
+                    Err(_) => return Err(e),
+                };
+                let probe = Descriptor::new(MediaType::ImageManifest, meta.len(), d.clone());
+                let raw = self.read_manifest(&probe)?;
+                Ok(raw.descriptor())
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Applies `update` to `index.json` under an exclusive lock and replaces
+    /// the file atomically. Every descriptor it tags must have its blob
+    /// present, so a tag never dangles.
+    pub fn update_index<T>(&self, update: impl FnOnce(&mut IndexFile) -> Result<T>) -> Result<T> {
+        let _lock = DirLock::acquire(&self.root)?;
+        let mut index = self.index()?;
+        let out = update(&mut index)?;
+        for d in index.entries()? {
+            if !self.has_blob(&d)? {
+                return Err(Error::invalid(
+                    self.index_path().display().to_string(),
+                    format!("refusing to write an entry for missing blob {}", d.digest()),
+                ));
+            }
+        }
+        atomic::write_file(&self.index_path(), &index.to_bytes()?)?;
+        Ok(out)
+    }
+
+    /// Points each tag at its descriptor in one atomic `index.json` update.
+    pub fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()> {
+        self.update_index(|idx| {
+            for (t, d) in tags {
+                idx.set_tag(t, d)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An exclusive `flock` on the layout directory itself (no lock file is
+/// left behind), released on drop.
+struct DirLock {
+    file: File,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<DirLock> {
+        let file = File::open(dir).map_err(|e| Error::io(dir, e))?;
+        // SAFETY: flock on a valid, owned file descriptor.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(Error::io(dir, std::io::Error::last_os_error()));
+        }
+        Ok(DirLock { file })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // SAFETY: as above; unlocking cannot violate memory safety.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256;
+
+    #[test]
+    fn blob_roundtrip_and_dedup() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::open_or_create(dir.path().join("l")).unwrap();
+        let d = l.write_blob_bytes(b"hello", MediaType::ImageLayer).unwrap();
+        assert_eq!(d.digest(), &sha256(b"hello"));
+        assert_eq!(l.read_blob(&d).unwrap(), b"hello");
+        // An existing blob is not rewritten and the source is not read.
+        let mut never = std::io::repeat(0).take(1);
+        assert!(!l.put_blob(&d, &mut never).unwrap());
+        // No temp files remain.
+        let names: Vec<_> = fs::read_dir(l.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with(atomic::TEMP_PREFIX)));
+    }
+
+    #[test]
+    fn corrupt_blob_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::open_or_create(dir.path()).unwrap();
+        let d = l.write_blob_bytes(b"hello", MediaType::ImageLayer).unwrap();
+        fs::write(l.blob_path(d.digest()).unwrap(), b"jello").unwrap();
+        let err = l.read_blob(&d).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&d.digest().to_string()));
+    }
+
+    #[test]
+    fn put_blob_rejects_wrong_content_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::open_or_create(dir.path()).unwrap();
+        let d = Descriptor::new(MediaType::ImageLayer, 5, sha256(b"hello"));
+        let err = l.put_blob(&d, &mut &b"hellO"[..]).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!l.blob_path(d.digest()).unwrap().exists());
+        let err = l.put_blob(&d, &mut &b"hel"[..]).unwrap_err();
+        assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+        let leftovers = fs::read_dir(l.root()).unwrap().filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(atomic::TEMP_PREFIX)
+        });
+        assert_eq!(leftovers.count(), 0);
+    }
+
+    #[test]
+    fn refuses_dangling_tags_and_foreign_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::open_or_create(dir.path().join("l")).unwrap();
+        let missing = Descriptor::new(MediaType::ImageManifest, 3, sha256(b"abc"));
+        assert!(l.set_tags(&[("t".into(), missing)]).is_err());
+        assert!(l.index().unwrap().tags().unwrap().is_empty());
+        fs::write(dir.path().join("f"), b"x").unwrap();
+        fs::create_dir(dir.path().join("notlayout")).unwrap();
+        fs::write(dir.path().join("notlayout/file"), b"x").unwrap();
+        assert!(Layout::open_or_create(dir.path().join("notlayout")).is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! ocipack: assemble, verify and publish multi-arch OCI images from BuildKit
+//! artifacts, without a daemon, root or QEMU.
+//!
+//! The core is small: [`transport::ImageSource`] and [`transport::ImageSink`]
+//! over layouts, archives and registries; everything else (copy, inspect,
+//! unpack, the layer engine, packaging) is written against them.
+
+pub mod archive;
+pub mod atomic;
+pub mod copy;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod inspect;
+pub mod layer;
+pub mod layout;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+pub mod registry;
+pub mod transport;
+pub mod unpack;
+
+pub use error::{Error, Result};

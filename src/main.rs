@@ -1,0 +1,27 @@
+//! The `ocipack` command line. Library errors are typed; this edge turns them
+//! into messages and exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCIPACK_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if args.verbose { "debug" } else { "warn" })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ocipack: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Sources and sinks of images. The core (copy, inspect, unpack, the layer
+//! engine) talks only to these traits; layouts, archives and registries
+//! implement them.
+
+use std::io::Read;
+
+use oci_spec::image::Descriptor;
+
+use crate::archive::{ArchiveReader, ArchiveWriter};
+use crate::error::Result;
+use crate::layout::Layout;
+use crate::manifest::RawManifest;
+use crate::reference::{Reference, Selector};
+
+/// Somewhere images are read from.
+pub trait ImageSource: Send + Sync {
+    /// The reference, for messages.
+    fn name(&self) -> String;
+    /// The descriptor of what the reference names (an index or a manifest).
+    fn resolve(&self) -> Result<Descriptor>;
+    /// Reads and verifies a manifest or index.
+    fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest>;
+    /// Reads and verifies a small blob (a config).
+    fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>>;
+    /// Streams a blob; the reader fails at EOF if digest or size are wrong.
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Somewhere images are written to.
+pub trait ImageSink: Send + Sync {
+    fn name(&self) -> String;
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool>;
+    /// Stores a blob, verifying it; returns false when it already existed
+    /// (and `src` was not read).
+    fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool>;
+    /// Stores a manifest or index by digest (no tag).
+    fn put_manifest(&self, raw: &RawManifest) -> Result<()>;
+    /// Points tags at stored manifests; called last, once.
+    fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()>;
+    /// How many blobs may be written at once without making the output
+    /// depend on timing.
+    fn max_parallel(&self) -> usize {
+        1
+    }
+    /// Makes everything written visible (archives are renamed into place).
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A layout directory with the tag or digest to read.
+pub struct LayoutSource {
+    pub layout: Layout,
+    pub selector: Option<Selector>,
+}
+
+impl ImageSource for LayoutSource {
+    fn name(&self) -> String {
+        Reference::Layout {
+            path: self.layout.root().to_path_buf(),
+            selector: self.selector.clone(),
+        }
+        .to_string()
+    }
+
+    fn resolve(&self) -> Result<Descriptor> {
+        self.layout.resolve(self.selector.as_ref())
+    }
+
+    fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
+        self.layout.read_manifest(desc)
+    }
+
+    fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        self.layout.read_blob(desc)
+    }
+
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.layout.open_blob(desc)?))
+    }
+}
+
+/// An archive with the tag to read.
+pub struct ArchiveSource {
+    pub archive: ArchiveReader,
+    pub tag: Option<String>,
+}
+
+impl ImageSource for ArchiveSource {
+    fn name(&self) -> String {
+        Reference::Archive {
+            path: self.archive.path().to_path_buf(),
+            tag: self.tag.clone(),
+        }
+        .to_string()
+    }
+
+    fn resolve(&self) -> Result<Descriptor> {
+        let sel = self.tag.clone().map(Selector::Tag);
+        self.archive.resolve(sel.as_ref())
+    }
+
+    fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
+        self.archive.read_manifest(desc)
+    }
+
+    fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        self.archive.read_blob(desc)
+    }
+
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.archive.open_blob(desc)?))
+    }
+}
+
+impl ImageSink for Layout {
+    fn name(&self) -> String {
+        format!("oci:{}", self.root().display())
+    }
+
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        Layout::has_blob(self, desc)
+    }
+
+    fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool> {
+        Layout::put_blob(self, desc, src)
+    }
+
+    fn put_manifest(&self, raw: &RawManifest) -> Result<()> {
+        let desc = raw.descriptor();
+        Layout::put_blob(self, &desc, &mut raw.bytes())?;
+        Ok(())
+    }
+
+    fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()> {
+        Layout::set_tags(self, tags)
+    }
+
+    fn max_parallel(&self) -> usize {
+        // Blobs land under their digest, so order does not matter.
+        2
+    }
+}
+
+impl ImageSink for ArchiveWriter {
+    fn name(&self) -> String {
+        "oci-archive".into()
+    }
+
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        ArchiveWriter::has_blob(self, desc)
+    }
+
+    fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool> {
+        ArchiveWriter::put_blob(self, desc, src)
+    }
+
+    fn put_manifest(&self, raw: &RawManifest) -> Result<()> {
+        ArchiveWriter::put_blob(self, &raw.descriptor(), &mut raw.bytes())?;
+        Ok(())
+    }
+
+    fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()> {
+        self.update_index(|idx| {
+            for (t, d) in tags {
+                idx.set_tag(t, d)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        ArchiveWriter::commit(*self)
+    }
+}
+
+/// Opens a reference for reading.
+pub fn open_source(reference: &Reference) -> Result<Box<dyn ImageSource>> {
+    match reference {
+        Reference::Layout { path, selector } => Ok(Box::new(LayoutSource {
+            layout: Layout::open(path)?,
+            selector: selector.clone(),
+        })),
+        Reference::Archive { path, tag } => Ok(Box::new(ArchiveSource {
+            archive: ArchiveReader::open(path)?,
+            tag: tag.clone(),
+        })),
+        Reference::Registry(r) => crate::registry::open_source(r),
+    }
+}
+
+/// Opens a reference for writing (creating a layout if needed).
+pub fn open_sink(reference: &Reference) -> Result<Box<dyn ImageSink>> {
+    match reference {
+        Reference::Layout { path, .. } => Ok(Box::new(Layout::open_or_create(path)?)),
+        Reference::Archive { path, .. } => Ok(Box::new(ArchiveWriter::create(path)?)),
+        Reference::Registry(r) => crate::registry::open_sink(r),
+    }
+}

@@ -1,0 +1,437 @@
+//! Unpacks an image's rootfs into a directory.
+//!
+//! Whiteouts and opaque directories are applied as the OCI image spec says
+//! (they hide only what lower layers had). Entries that would escape the
+//! target directory (`..`, absolute paths, a parent or hard-link target that
+//! is a symlink) are refused with an error naming the layer and entry;
+//! nothing outside the target is ever touched.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::image::ResolvedImage;
+use crate::layer::open_tar_stream;
+use crate::layer::path::{classify, normalize, EntryKind};
+use crate::transport::ImageSource;
+
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Apply uid/gid from the layers (default: when running as root).
+    pub preserve_ownership: bool,
+    /// Create device nodes (needs root; skipped otherwise).
+    pub devices: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        let root = is_root();
+        UnpackOptions {
+            preserve_ownership: root,
+            devices: root,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UnpackReport {
+    pub layers: usize,
+    pub entries: u64,
+    pub bytes: u64,
+    pub whiteouts: u64,
+    pub skipped_devices: u64,
+    pub skipped_xattrs: u64,
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Unpacks `img` into `dir`, which must be absent or empty.
+pub fn unpack_image(
+    src: &dyn ImageSource,
+    img: &ResolvedImage,
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport> {
+    if dir.exists() {
+        let mut it = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        if it.next().is_some() {
+            return Err(Error::invalid(
+                dir.display().to_string(),
+                "target directory is not empty",
+            ));
+        }
+    } else {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut u = Unpacker {
+        root: dir.to_path_buf(),
+        opts: opts.clone(),
+        report: UnpackReport::default(),
+        dir_meta: Vec::new(),
+    };
+    for layer in img.layers() {
+        let stream = open_tar_stream(src, layer)?;
+        u.apply_layer(stream, layer.digest().as_ref())?;
+        u.report.layers += 1;
+    }
+    u.finish_dirs()?;
+    Ok(u.report)
+}
+
+struct DirMeta {
+    path: PathBuf,
+    mode: u32,
+    mtime: i64,
+}
+
+struct Unpacker {
+    root: PathBuf,
+    opts: UnpackOptions,
+    report: UnpackReport,
+    dir_meta: Vec<DirMeta>,
+}
+
+impl Unpacker {
+    fn unsafe_path(&self, layer: &str, entry: &Path, reason: impl Into<String>) -> Error {
+        Error::UnsafePath {
+            layer: layer.to_string(),
+            entry: entry.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Makes sure every ancestor of `rel` inside the root is a real directory
+    /// (creating missing ones), never a symlink.
+    fn prepare_parents(&self, rel: &Path, layer: &str, entry: &Path) -> Result<()> {
+        let mut cur = self.root.clone();
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
+        for c in parent.components() {
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(self.unsafe_path(
+                        layer,
+                        entry,
+                        format!(
+                            "parent {} is a symlink; writing through it could escape the target",
+                            strip(&cur, &self.root)
+                        ),
+                    ))
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&cur).map_err(|e| Error::io(&cur, e))?;
+                    fs::create_dir(&cur).map_err(|e| Error::io(&cur, e))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&cur).map_err(|e| Error::io(&cur, e))?;
+                }
+                Err(e) => return Err(Error::io(&cur, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_layer(&mut self, stream: Box<dyn io::Read + Send + '_>, layer: &str) -> Result<()> {
+        let mut archive = tar::Archive::new(stream);
+        let mut created: HashSet<PathBuf> = HashSet::new();
+        let entries = archive.entries().map_err(|e| Error::from_io(layer, e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::from_io(layer, e))?;
+            let raw = entry
+                .path()
+                .map_err(|e| Error::from_io(layer, e))?
+                .into_owned();
+            let rel = normalize(&raw).map_err(|r| self.unsafe_path(layer, &raw, r))?;
+            let kind = classify(rel).map_err(|r| self.unsafe_path(layer, &raw, r))?;
+            match kind {
+                EntryKind::Whiteout(p) => {
+                    self.prepare_parents(&p, layer, &raw)?;
+                    if !created.contains(&p) {
+                        remove_all(&self.root.join(&p))?;
+                    }
+                    self.report.whiteouts += 1;
+                }
+                EntryKind::Opaque(p) => {
+                    self.prepare_parents(&p.join("x"), layer, &raw)?;
+                    let d = self.root.join(&p);
+                    if let Ok(rd) = fs::read_dir(&d) {
+                        for child in rd {
+                            let child = child.map_err(|e| Error::io(&d, e))?;
+                            if !created.contains(&p.join(child.file_name())) {
+                                remove_all(&child.path())?;
+                            }
+                        }
+                    }
+                    self.report.whiteouts += 1;
+                }
+                EntryKind::Regular(p) => {
+                    self.extract(&mut entry, &p, &raw, layer)?;
+                    created.insert(p);
+                    self.report.entries += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn extract<R: io::Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        rel: &Path,
+        raw: &Path,
+        layer: &str,
+    ) -> Result<()> {
+        let h = entry.header();
+        let kind = h.entry_type();
+        let mode = h.mode().map_err(|e| Error::io(raw, e))? & 0o7777;
+        let uid = h.uid().map_err(|e| Error::io(raw, e))?;
+        let gid = h.gid().map_err(|e| Error::io(raw, e))?;
+        let mtime = h.mtime().map_err(|e| Error::io(raw, e))? as i64;
+        let link = entry
+            .link_name()
+            .map_err(|e| Error::io(raw, e))?
+            .map(|l| l.into_owned());
+        let target = self.root.join(rel);
+        if rel.as_os_str().is_empty() {
+            // The root directory's own metadata.
+            if kind.is_dir() {
+                self.dir_meta.push(DirMeta {
+                    path: target.clone(),
+                    mode,
+                    mtime,
+                });
+                self.chown(&target, uid, gid)?;
+            }
+            return Ok(());
+        }
+        self.prepare_parents(rel, layer, raw)?;
+        let existing = fs::symlink_metadata(&target).ok();
+        match kind {
+            tar::EntryType::Directory => {
+                match existing {
+                    Some(m) if m.is_dir() => {}
+                    Some(_) => {
+                        remove_all(&target)?;
+                        fs::create_dir(&target).map_err(|e| Error::io(&target, e))?;
+                    }
+                    None => fs::create_dir(&target).map_err(|e| Error::io(&target, e))?,
+                }
+                self.chown(&target, uid, gid)?;
+                self.dir_meta.push(DirMeta {
+                    path: target.clone(),
+                    mode,
+                    mtime,
+                });
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                if existing.is_some() {
+                    remove_all(&target)?;
+                }
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(|e| Error::io(&target, e))?;
+                let n = io::copy(entry, &mut f).map_err(|e| Error::from_io(layer, e))?;
+                self.report.bytes += n;
+                drop(f);
+                self.chown(&target, uid, gid)?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::io(&target, e))?;
+                set_mtime(&target, mtime)?;
+            }
+            tar::EntryType::Symlink => {
+                let link =
+                    link.ok_or_else(|| self.unsafe_path(layer, raw, "symlink without target"))?;
+                if existing.is_some() {
+                    remove_all(&target)?;
+                }
+                std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, e))?;
+                self.chown(&target, uid, gid)?;
+                set_mtime(&target, mtime)?;
+            }
+            tar::EntryType::Link => {
+                let link =
+                    link.ok_or_else(|| self.unsafe_path(layer, raw, "hard link without target"))?;
+                let link_rel = normalize(&link).map_err(|r| {
+                    self.unsafe_path(
+                        layer,
+                        raw,
+                        format!("hard link target {}: {r}", link.display()),
+                    )
+                })?;
+                self.prepare_parents(&link_rel, layer, raw)?;
+                let src = self.root.join(&link_rel);
+                match fs::symlink_metadata(&src) {
+                    Ok(m) if m.is_dir() => {
+                        return Err(self.unsafe_path(layer, raw, "hard link to a directory"))
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(self.unsafe_path(
+                            layer,
+                            raw,
+                            format!("hard link target {} does not exist", link_rel.display()),
+                        ))
+                    }
+                }
+                if existing.is_some() && src != target {
+                    remove_all(&target)?;
+                }
+                if src != target {
+                    fs::hard_link(&src, &target).map_err(|e| Error::io(&target, e))?;
+                }
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                if !self.opts.devices && kind != tar::EntryType::Fifo {
+                    self.report.skipped_devices += 1;
+                    return Ok(());
+                }
+                if existing.is_some() {
+                    remove_all(&target)?;
+                }
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let fmt = match kind {
+                    tar::EntryType::Char => libc::S_IFCHR,
+                    tar::EntryType::Block => libc::S_IFBLK,
+                    _ => libc::S_IFIFO,
+                };
+                let c = cstr(&target)?;
+                // SAFETY: valid NUL-terminated path; mknod has no memory effects.
+                let rc =
+                    unsafe { libc::mknod(c.as_ptr(), fmt | mode, libc::makedev(major, minor)) };
+                if rc != 0 {
+                    return Err(Error::io(&target, io::Error::last_os_error()));
+                }
+                self.chown(&target, uid, gid)?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::io(&target, e))?;
+            }
+            other => {
+                tracing::warn!(entry = %raw.display(), "skipping unsupported tar entry type {other:?}");
+                return Ok(());
+            }
+        }
+        self.apply_xattrs(entry, &target)?;
+        Ok(())
+    }
+
+    fn chown(&self, path: &Path, uid: u64, gid: u64) -> Result<()> {
+        if !self.opts.preserve_ownership {
+            return Ok(());
+        }
+        let c = cstr(path)?;
+        // SAFETY: valid NUL-terminated path.
+        let rc = unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
+        if rc != 0 {
+            return Err(Error::io(path, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn apply_xattrs<R: io::Read>(&mut self, entry: &mut tar::Entry<R>, path: &Path) -> Result<()> {
+        let Ok(Some(exts)) = entry.pax_extensions() else {
+            return Ok(());
+        };
+        for ext in exts {
+            let Ok(ext) = ext else { continue };
+            let Ok(key) = ext.key() else { continue };
+            let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
+                continue;
+            };
+            let (Ok(cpath), Ok(cname)) = (cstr(path), CString::new(name)) else {
+                continue;
+            };
+            let value = ext.value_bytes();
+            // SAFETY: valid C strings and a live buffer of the given length.
+            let rc = unsafe {
+                libc::lsetxattr(
+                    cpath.as_ptr(),
+                    cname.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            if rc != 0 {
+                // Not root, or a filesystem without xattrs: keep going, count it.
+                self.report.skipped_xattrs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory modes and mtimes last: creating children changes mtimes,
+    /// and a read-only directory would block its own children.
+    fn finish_dirs(&mut self) -> Result<()> {
+        for d in self.dir_meta.iter().rev() {
+            if !fs::symlink_metadata(&d.path)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            fs::set_permissions(&d.path, fs::Permissions::from_mode(d.mode))
+                .map_err(|e| Error::io(&d.path, e))?;
+            set_mtime(&d.path, d.mtime)?;
+        }
+        Ok(())
+    }
+}
+
+fn strip(p: &Path, root: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(p.display().to_string(), "path contains NUL"))
+}
+
+/// Removes a file, symlink or whole directory tree, never following links.
+fn remove_all(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p).map_err(|e| Error::io(p, e)),
+        Ok(_) => fs::remove_file(p).map_err(|e| Error::io(p, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
+    let c = cstr(p)?;
+    let ts = libc::timespec {
+        tv_sec: mtime as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [ts, ts];
+    // SAFETY: valid path and a two-element timespec array.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(p, io::Error::last_os_error()));
+    }
+    Ok(())
+}
