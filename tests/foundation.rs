@@ -1,0 +1,608 @@
+//! End-to-end tests of the offline data path (issue 2): layouts, archives,
+//! references, copy, inspect, unpack; cross-checked with skopeo and umoci,
+//! and fed hostile input.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::tools::{require, run_ok};
+use common::*;
+use oci_spec::image::{Descriptor, MediaType};
+use ocipack::digest::sha256;
+use ocipack::layout::Layout;
+use ocipack::manifest::canonical_json;
+use serde_json::json;
+
+fn fx(layout: &str, tag: &str) -> String {
+    format!("oci:{}:{tag}", fixtures().join(layout).display())
+}
+
+#[test]
+fn skopeo_and_umoci_read_what_we_write() {
+    require("skopeo");
+    require("umoci");
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("l");
+    let ls = l.display().to_string();
+    ocipack_ok(&[
+        "copy",
+        "--all",
+        &fx("base", "base"),
+        &format!("oci:{ls}:base"),
+    ]);
+    ocipack_ok(&[
+        "copy",
+        &fx("artifacts", "cross-android-arm64"),
+        &format!("oci:{ls}:art"),
+    ]);
+    // skopeo sees the same manifest bytes the fixture has.
+    let ours = run_ok("skopeo", &["inspect", "--raw", &format!("oci:{ls}:base")]);
+    let theirs = run_ok("skopeo", &["inspect", "--raw", &fx("base", "base")]);
+    assert_eq!(ours, theirs);
+    let inspect = run_ok("skopeo", &["inspect", &format!("oci:{ls}:art")]);
+    assert!(inspect.contains("\"Architecture\": \"amd64\""), "{inspect}");
+    // umoci unpacks it.
+    let bundle = t.path().join("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{ls}:art"),
+            &bundle.display().to_string(),
+        ],
+    );
+    assert!(bundle.join("rootfs/opt/gcc-16.1.0/bin/gcc").is_file());
+    // And reads an archive we wrote.
+    let tar = t.path().join("a.tar");
+    ocipack_ok(&[
+        "copy",
+        &format!("oci:{ls}:art"),
+        &format!("oci-archive:{}:art", tar.display()),
+    ]);
+    let from_archive = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}:art", tar.display()),
+        ],
+    );
+    let from_layout = run_ok("skopeo", &["inspect", "--raw", &format!("oci:{ls}:art")]);
+    assert_eq!(from_archive, from_layout);
+}
+
+#[test]
+fn we_read_what_skopeo_writes_with_identical_digests() {
+    require("skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let sl = t.path().join("skopeo-layout");
+    let sa = t.path().join("skopeo.tar");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &fx("artifacts", "cross-android-riscv64"),
+            &format!("oci:{}:x", sl.display()),
+        ],
+    );
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &fx("artifacts", "cross-android-riscv64"),
+            &format!("oci-archive:{}:x", sa.display()),
+        ],
+    );
+    let want = sha256(
+        run_ok(
+            "skopeo",
+            &["inspect", "--raw", &format!("oci:{}:x", sl.display())],
+        )
+        .as_bytes(),
+    );
+    for src in [
+        format!("oci:{}:x", sl.display()),
+        format!("oci-archive:{}:x", sa.display()),
+    ] {
+        let out = ocipack_ok(&["inspect", "--json", &src]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["digest"], want.to_string(), "{src}");
+        let dst = t.path().join(format!("ours-{}", src.len()));
+        let rep = ocipack_ok(&["copy", "--json", &src, &format!("oci:{}:y", dst.display())]);
+        let rep: serde_json::Value = serde_json::from_str(&rep).unwrap();
+        assert_eq!(rep["digest"], want.to_string());
+    }
+}
+
+#[test]
+fn layout_archive_layout_round_trip_preserves_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let a1 = t.path().join("1.tar");
+    let a2 = t.path().join("2.tar");
+    let l2 = t.path().join("l2");
+    ocipack_ok(&[
+        "copy",
+        "--all",
+        &fx("base", "base"),
+        &format!("oci-archive:{}:base", a1.display()),
+    ]);
+    ocipack_ok(&[
+        "copy",
+        "--all",
+        &format!("oci-archive:{}:base", a1.display()),
+        &format!("oci:{}:base", l2.display()),
+    ]);
+    ocipack_ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{}:base", l2.display()),
+        &format!("oci-archive:{}:base", a2.display()),
+    ]);
+    // Every blob identical, archives bit-identical (deterministic writer).
+    for e in fs::read_dir(fixtures().join("base/blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let copy = l2.join("blobs/sha256").join(e.file_name());
+        assert_eq!(
+            fs::read(e.path()).unwrap(),
+            fs::read(&copy).unwrap(),
+            "{:?}",
+            e.file_name()
+        );
+    }
+    assert_eq!(fs::read(&a1).unwrap(), fs::read(&a2).unwrap());
+    let idx = ocipack_ok(&["inspect", "--json", &format!("oci:{}:base", l2.display())]);
+    let orig = ocipack_ok(&["inspect", "--json", &fx("base", "base")]);
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&idx).unwrap(),
+        serde_json::from_str(&orig).unwrap(),
+    );
+    assert_eq!(a["digest"], b["digest"]);
+    assert_eq!(a["manifests"], b["manifests"]);
+}
+
+#[test]
+fn platform_selection_is_consistent() {
+    let out = ocipack_ok(&[
+        "inspect",
+        "--json",
+        "--arch",
+        "aarch64",
+        &fx("base", "base"),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["platform"], "linux/arm64/v8");
+    let out = ocipack_ok(&[
+        "inspect",
+        "--json",
+        "--arch",
+        "linux/arm64",
+        &fx("base", "base"),
+    ]);
+    assert!(out.contains("linux/arm64/v8"));
+    let out = ocipack_ok(&["inspect", "--json", "--arch", "x86_64", &fx("base", "base")]);
+    assert!(out.contains("\"linux/amd64\""));
+    let t = tempfile::tempdir().unwrap();
+    let err = ocipack_err(&[
+        "copy",
+        &fx("base", "base"),
+        &format!("oci:{}:x", t.path().join("l").display()),
+    ]);
+    assert!(
+        err.contains("--all or --arch") && err.contains("linux/riscv64"),
+        "{err}"
+    );
+    let err = ocipack_err(&["inspect", "--arch", "s390x", &fx("base", "base")]);
+    assert!(err.contains("s390x") && err.contains("available"), "{err}");
+    // One platform out of an index.
+    ocipack_ok(&[
+        "copy",
+        "--arch",
+        "riscv64",
+        &fx("base", "base"),
+        &format!("oci:{}:rv", t.path().join("l").display()),
+    ]);
+    let out = ocipack_ok(&[
+        "inspect",
+        "--json",
+        &format!("oci:{}:rv", t.path().join("l").display()),
+    ]);
+    assert!(out.contains("linux/riscv64"));
+}
+
+#[test]
+fn unpack_matches_umoci() {
+    require("umoci");
+    let t = tempfile::tempdir().unwrap();
+    let ours = t.path().join("ours");
+    let bundle = t.path().join("bundle");
+    let reference = fx("artifacts", "cross-android-riscv64");
+    ocipack_ok(&["unpack", &reference, &ours.display().to_string()]);
+    let img = format!(
+        "{}:cross-android-riscv64",
+        fixtures().join("artifacts").display()
+    );
+    run_ok(
+        "umoci",
+        &["unpack", "--image", &img, &bundle.display().to_string()],
+    );
+    let fp = |dir: &Path| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("find . -mindepth 1 -printf '%P %y %m %U %G %l %n %s\\n' | LC_ALL=C sort; find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; getfattr -R -h -d -m - . 2>/dev/null | grep -v '^#' | LC_ALL=C sort")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (a, b) = (fp(&ours), fp(&bundle.join("rootfs")));
+    assert!(a.contains("opt/opencv5/share/new"), "{a}");
+    assert!(
+        !a.contains("opt/opencv5/share/old"),
+        "opaque dir not applied"
+    );
+    assert!(!a.contains("junk.txt"), "whiteout not applied");
+    assert!(a.contains("security.capability"), "xattr lost");
+    if a != b {
+        let diff = std::process::Command::new("diff")
+            .arg(t.path().join("a"))
+            .arg(t.path().join("b"))
+            .output();
+        fs::write(t.path().join("a"), &a).unwrap();
+        fs::write(t.path().join("b"), &b).unwrap();
+        let diff = diff
+            .and_then(|_| {
+                std::process::Command::new("diff")
+                    .arg(t.path().join("a"))
+                    .arg(t.path().join("b"))
+                    .output()
+            })
+            .unwrap();
+        panic!(
+            "ocipack unpack differs from umoci unpack:\n{}",
+            String::from_utf8_lossy(&diff.stdout)
+        );
+    }
+}
+
+/// Writes a one-layer image whose layer is `layer_tar` (uncompressed) into a
+/// layout, tagged `tag`, with OCI or Docker media types.
+fn image_with_layer(layout: &Path, tag: &str, layer_tar: &[u8], docker: bool) -> Descriptor {
+    let l = Layout::open_or_create(layout).unwrap();
+    let (layer_mt, cfg_mt, man_mt) = if docker {
+        (
+            MediaType::Other("application/vnd.docker.image.rootfs.diff.tar".into()),
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+    } else {
+        (
+            MediaType::ImageLayer,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+    };
+    let layer = l.write_blob_bytes(layer_tar, layer_mt.clone()).unwrap();
+    let cfg = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Healthcheck": {"Test": ["CMD", "true"]}},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(layer_tar).to_string()]}
+    });
+    let cfg = l
+        .write_blob_bytes(
+            &canonical_json(&cfg).unwrap(),
+            MediaType::Other(cfg_mt.into()),
+        )
+        .unwrap();
+    let man = json!({
+        "schemaVersion": 2, "mediaType": man_mt,
+        "config": {"mediaType": cfg_mt, "size": cfg.size(), "digest": cfg.digest().to_string()},
+        "layers": [{"mediaType": layer_mt.to_string(), "size": layer.size(), "digest": layer.digest().to_string()}]
+    });
+    let man = l
+        .write_blob_bytes(
+            &canonical_json(&man).unwrap(),
+            MediaType::Other(man_mt.into()),
+        )
+        .unwrap();
+    l.set_tags(&[(tag.to_string(), man.clone())]).unwrap();
+    man
+}
+
+/// A tar built byte by byte, so hostile names are possible (the `tar`
+/// crate refuses them when building).
+fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_old();
+        {
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_entry_type(tar::EntryType::new(*kind));
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[test]
+fn docker_schema2_images_keep_bytes_and_digests() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let tar = raw_tar(&[
+        ("etc/", b'5', "", b""),
+        ("etc/hostname", b'0', "", b"docker\n"),
+    ]);
+    let man = image_with_layer(&src, "d", &tar, true);
+    let out = ocipack_ok(&["inspect", "--json", &format!("oci:{}:d", src.display())]);
+    assert!(
+        out.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{out}"
+    );
+    let dst = t.path().join("dst.tar");
+    ocipack_ok(&[
+        "copy",
+        &format!("oci:{}:d", src.display()),
+        &format!("oci-archive:{}:d", dst.display()),
+    ]);
+    let back = t.path().join("back");
+    let rep = ocipack_ok(&[
+        "copy",
+        "--json",
+        &format!("oci-archive:{}:d", dst.display()),
+        &format!("oci:{}:d", back.display()),
+    ]);
+    assert!(rep.contains(&man.digest().to_string()), "{rep}");
+    let root = t.path().join("root");
+    ocipack_ok(&[
+        "unpack",
+        &format!("oci:{}:d", back.display()),
+        &root.display().to_string(),
+    ]);
+    assert_eq!(fs::read(root.join("etc/hostname")).unwrap(), b"docker\n");
+}
+
+#[test]
+fn corrupt_and_truncated_blobs_are_refused_and_nothing_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("l");
+    copy_tree(&fixtures().join("artifacts"), &l);
+    let out = ocipack_ok(&[
+        "inspect",
+        "--json",
+        &format!("oci:{}:cross-android-arm64", l.display()),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layer = v["layers"][1]["digest"].as_str().unwrap().to_string();
+    let blob = l
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+    let before = tree_fingerprint(&l);
+    let dst = t.path().join("dst");
+    let err = ocipack_err(&[
+        "copy",
+        &format!("oci:{}:cross-android-arm64", l.display()),
+        &format!("oci:{}:x", dst.display()),
+    ]);
+    assert!(
+        err.contains(&layer) && err.contains("content has digest"),
+        "{err}"
+    );
+    // No tag and no partial blob at the destination; the input untouched.
+    let idx = fs::read_to_string(dst.join("index.json")).unwrap_or_default();
+    assert!(!idx.contains("\"x\""), "{idx}");
+    assert!(!dst
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"))
+        .exists());
+    let leftovers: Vec<_> = fs::read_dir(&dst)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".ocipack-tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty());
+    assert_eq!(before, tree_fingerprint(&l));
+    // Archive destination: nothing appears at all.
+    let tar = t.path().join("x.tar");
+    ocipack_err(&[
+        "copy",
+        &format!("oci:{}:cross-android-arm64", l.display()),
+        &format!("oci-archive:{}:x", tar.display()),
+    ]);
+    assert!(!tar.exists());
+    // Unpack refuses too.
+    let err = ocipack_err(&[
+        "unpack",
+        &format!("oci:{}:cross-android-arm64", l.display()),
+        &t.path().join("root").display().to_string(),
+    ]);
+    assert!(err.contains(&layer), "{err}");
+    // Truncated.
+    bytes.truncate(bytes.len() - 10);
+    fs::write(&blob, &bytes).unwrap();
+    let err = ocipack_err(&[
+        "copy",
+        &format!("oci:{}:cross-android-arm64", l.display()),
+        &format!("oci:{}:x", dst.display()),
+    ]);
+    assert!(err.contains("truncated") && err.contains(&layer), "{err}");
+}
+
+#[test]
+fn hostile_layer_paths_are_refused_and_nothing_outside_is_touched() {
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("keep"), b"precious").unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            raw_tar(&[("../outside/keep", b'0', "", b"pwned")]),
+            "'..'",
+        ),
+        (
+            "deep-dotdot",
+            raw_tar(&[("a/../../outside/keep", b'0', "", b"pwned")]),
+            "'..'",
+        ),
+        (
+            "absolute",
+            raw_tar(&[("/etc/ocipack-pwned", b'0', "", b"pwned")]),
+            "absolute",
+        ),
+        (
+            "symlink-escape",
+            raw_tar(&[
+                (
+                    "link",
+                    b'2',
+                    &*Box::leak(outside.display().to_string().into_boxed_str()),
+                    b"",
+                ),
+                ("link/keep", b'0', "", b"pwned"),
+            ]),
+            "symlink",
+        ),
+        (
+            "relative-symlink-escape",
+            raw_tar(&[
+                ("d/", b'5', "", b""),
+                ("d/up", b'2', "../../outside", b""),
+                ("d/up/keep", b'0', "", b"pwned"),
+            ]),
+            "symlink",
+        ),
+        (
+            "hardlink-escape",
+            raw_tar(&[("h", b'1', "../outside/keep", b"")]),
+            "'..'",
+        ),
+    ];
+    for (name, tar, why) in cases {
+        let l = t.path().join(format!("layout-{name}"));
+        image_with_layer(&l, "evil", &tar, false);
+        let root = t.path().join(format!("root-{name}"));
+        let err = ocipack_err(&[
+            "unpack",
+            &format!("oci:{}:evil", l.display()),
+            &root.display().to_string(),
+        ]);
+        assert!(
+            err.contains("refusing entry") && err.contains(why),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            fs::read(outside.join("keep")).unwrap(),
+            b"precious",
+            "{name}"
+        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "{name}");
+    }
+    assert!(!Path::new("/etc/ocipack-pwned").exists());
+}
+
+#[test]
+fn malformed_json_gives_clear_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("l");
+    copy_tree(&fixtures().join("base"), &l);
+    let idx_path = l.join("index.json");
+    let good = fs::read(&idx_path).unwrap();
+    fs::write(&idx_path, &good[..good.len() / 2]).unwrap();
+    let err = ocipack_err(&["inspect", &format!("oci:{}:base", l.display())]);
+    assert!(
+        err.contains("index.json") && err.contains("malformed JSON"),
+        "{err}"
+    );
+    fs::write(&idx_path, br#"{"schemaVersion":2,"manifests":[{"mediaType":"x","size":1,"digest":"sha256:../../../../etc/passwd"}]}"#).unwrap();
+    let err = ocipack_err(&["inspect", &format!("oci:{}", l.display())]);
+    assert!(err.contains("index.json"), "{err}");
+    // A manifest blob that is not JSON, under its true digest.
+    fs::write(&idx_path, &good).unwrap();
+    let lay = Layout::open(&l).unwrap();
+    let bad = lay
+        .write_blob_bytes(
+            b"{\"schemaVersion\": 2, \"layers\": [",
+            MediaType::ImageManifest,
+        )
+        .unwrap();
+    lay.set_tags(&[("bad".into(), bad.clone())]).unwrap();
+    let err = ocipack_err(&["inspect", &format!("oci:{}:bad", l.display())]);
+    assert!(
+        err.contains(&bad.digest().to_string()) && err.contains("malformed JSON"),
+        "{err}"
+    );
+    // Not a layout at all.
+    let err = ocipack_err(&["inspect", &format!("oci:{}", t.path().display())]);
+    assert!(err.contains("not an OCI image layout"), "{err}");
+    let err = ocipack_err(&["inspect", "oci-layout:///nonexistent/x:tag"]);
+    assert!(err.contains("/nonexistent/x"), "{err}");
+}
+
+#[test]
+fn full_disk_is_an_error_and_leaves_no_image() {
+    if !ocipack::unpack::is_root() {
+        eprintln!("full_disk test needs root to mount a small tmpfs; run tests/run.sh as root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    // The base index is ~3.8 MB: it cannot fit in 2 MB.
+    let dst = mnt.join("l");
+    let err = ocipack_err(&[
+        "copy",
+        "--all",
+        &fx("base", "base"),
+        &format!("oci:{}:base", dst.display()),
+    ]);
+    assert!(err.contains("No space left on device"), "{err}");
+    let idx = fs::read_to_string(dst.join("index.json")).unwrap_or_default();
+    assert!(!idx.contains("\"base\""), "a tag was written: {idx}");
+    let tmp: Vec<_> = fs::read_dir(&dst)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ocipack-tmp"))
+        .collect();
+    assert!(tmp.is_empty(), "temp files left behind");
+    let tar = mnt.join("a.tar");
+    let err = ocipack_err(&[
+        "copy",
+        "--all",
+        &fx("base", "base"),
+        &format!("oci-archive:{}:base", tar.display()),
+    ]);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!tar.exists());
+}

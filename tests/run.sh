@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: installs the real components the tests drive
+# (as root, with apt), then runs every test. As non-root it says what to
+# install instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool -> Debian package
+need=(
+  skopeo:skopeo umoci:umoci docker-registry:docker-registry
+  containerd:containerd ctr:containerd runc:runc
+  qemu-aarch64-static:qemu-user-static qemu-riscv64-static:qemu-user-static
+  htpasswd:apache2-utils update-alternatives:dpkg getfattr:attr
+  aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu
+)
+missing=()
+for pair in "${need[@]}"; do
+  tool=${pair%%:*}; pkg=${pair#*:}
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tests/run.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "tests/run.sh: missing test dependencies; install them with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+cargo test --locked "$@"
