@@ -261,6 +261,11 @@ impl ArchiveWriter {
         })
     }
 
+    /// The archive file this writer will create or replace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
         self.state.lock().map_err(|_| {
             Error::invalid(

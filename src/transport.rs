@@ -144,7 +144,7 @@ impl ImageSink for Layout {
 
 impl ImageSink for ArchiveWriter {
     fn name(&self) -> String {
-        "oci-archive".into()
+        format!("oci-archive:{}", self.path().display())
     }
 
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
