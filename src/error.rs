@@ -64,6 +64,10 @@ pub enum Error {
 
     #[error("{0}")]
     Unsupported(String),
+
+    /// A publishing gate (completeness, coherence, freshness) refused.
+    #[error("{gate} gate failed: {reason}")]
+    Gate { gate: String, reason: String },
 }
 
 fn location_suffix(location: &Option<PathBuf>) -> String {

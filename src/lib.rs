@@ -11,6 +11,7 @@ pub mod copy;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod index;
 pub mod inspect;
 pub mod layer;
 pub mod layout;

@@ -2,7 +2,9 @@
 
 mod copy;
 mod inspect;
+mod manifest;
 mod unpack;
+mod verify_chain;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,11 @@ pub enum Command {
     Copy(copy::Args),
     /// Unpack an image's root filesystem into a directory.
     Unpack(unpack::Args),
+    /// Build and publish a multi-arch index from per-arch images, behind
+    /// the completeness, coherence and freshness gates.
+    Manifest(manifest::Args),
+    /// Check that each stage image was built on its parent's current digest.
+    VerifyChain(verify_chain::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -35,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(a),
         Command::Unpack(a) => unpack::run(a),
+        Command::Manifest(a) => manifest::run(a),
+        Command::VerifyChain(a) => verify_chain::run(a),
     }
 }
 

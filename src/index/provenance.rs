@@ -1,0 +1,80 @@
+//! Provenance recorded in images: which run built them and from which
+//! parent. The index gates and `verify-chain` read it; `package`/`wrapper`
+//! write it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::image::ResolvedImage;
+
+/// Label: the id of the pipeline run that built the image.
+pub const RUN_ID: &str = "org.kataglyphis.run-id";
+/// Label: the digest of the image this one was built on.
+pub const PARENT_DIGEST: &str = "org.kataglyphis.parent-digest";
+/// Label: the name of the stage this one was built on (`package`, ...).
+pub const PARENT_STAGE: &str = "org.kataglyphis.parent-stage";
+/// Label: the source revision (git commit) the image was built from.
+pub const REVISION: &str = "org.opencontainers.image.revision";
+/// Manifest annotation: the digest of the base image.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Manifest annotation: the name of the base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+
+/// What an image says about its origin. Empty fields were not recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name: Option<String>,
+}
+
+impl Provenance {
+    /// Reads config labels and manifest annotations. Blank values count as
+    /// absent: an empty label is how a build script says "unknown".
+    pub fn of(img: &ResolvedImage) -> Provenance {
+        let labels = config_labels(img);
+        let ann = img.manifest.annotations().clone().unwrap_or_default();
+        let label = |k: &str| labels.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let annotation = |k: &str| ann.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        Provenance {
+            run_id: label(RUN_ID),
+            parent_stage: label(PARENT_STAGE),
+            parent_digest: label(PARENT_DIGEST),
+            revision: label(REVISION),
+            base_digest: annotation(BASE_DIGEST),
+            base_name: annotation(BASE_NAME),
+        }
+    }
+
+    /// The parent digest the image records: the provenance label, else the
+    /// `base.digest` annotation.
+    pub fn recorded_parent(&self) -> Option<&str> {
+        self.parent_digest
+            .as_deref()
+            .or(self.base_digest.as_deref())
+    }
+}
+
+/// The config's labels, read from the JSON so any label survives.
+fn config_labels(img: &ResolvedImage) -> BTreeMap<String, String> {
+    img.config_json
+        .get("config")
+        .and_then(|c| c.get("Labels"))
+        .and_then(|l| l.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
