@@ -628,3 +628,50 @@ fn verify_chain_through_indexes_with_arch() {
     );
     assert!(err.contains("choose one with --arch"), "{err}");
 }
+
+#[test]
+fn repair_refuses_children_built_on_a_replaced_parent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = tmp.path().join("l");
+    let image = format!("oci:{}:latest-cross", l.display());
+    let package = |run: &str, a: &str| {
+        make_image(
+            &l,
+            &format!("latest-cross-package-{a}"),
+            a,
+            Img {
+                labels: &[("org.kataglyphis.run-id", run)],
+                ..Img::default()
+            },
+        )
+    };
+    for a in ARCHES {
+        let parent = package("run-1", a).digest().to_string();
+        make_image(
+            &l,
+            &format!("latest-cross-{a}"),
+            a,
+            Img {
+                labels: &[
+                    ("org.kataglyphis.run-id", "run-1"),
+                    ("org.kataglyphis.parent-stage", "package"),
+                    ("org.kataglyphis.parent-digest", &parent),
+                ],
+                ..Img::default()
+            },
+        );
+    }
+    let r = json(&["manifest", "--image", &image, "--repair", "--json"]);
+    assert_eq!(r["forced"], serde_json::json!([]));
+    assert!(r["children"][2]["parent_now"]["reference"]
+        .as_str()
+        .unwrap()
+        .ends_with(":latest-cross-package-riscv64"));
+
+    // The riscv64 package is rebuilt; its wrapper is not.
+    package("run-2", "riscv64");
+    let err = fails(&["manifest", "--image", &image, "--repair"]);
+    assert!(err.contains("coherence gate failed"), "{err}");
+    assert!(err.contains("riscv64"), "{err}");
+    assert!(err.contains("is stale"), "{err}");
+}

@@ -55,8 +55,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     if !report.ok {
+        let unrecorded = report
+            .stages
+            .iter()
+            .any(|s| s.status == StageStatus::Unrecorded);
         bail!(
-            "stale stages: {} (rebuild from the first one)",
+            "{}: {} (rebuild from the first one)",
+            if unrecorded {
+                "stale or unrecorded stages"
+            } else {
+                "stale stages"
+            },
             report.stale.join(", ")
         );
     }

@@ -58,6 +58,17 @@ pub struct ChildInfo {
     /// The arch the config names, when it is linux and one of ours.
     pub config_arch: Option<TargetArch>,
     pub provenance: Provenance,
+    /// The parent stage's per-arch tag and what it holds now, when the
+    /// child records a parent stage and that tag exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_now: Option<ParentNow>,
+}
+
+/// The current digest of a child's parent stage tag.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentNow {
+    pub reference: String,
+    pub digest: String,
 }
 
 /// A resolved per-arch image.
@@ -152,6 +163,7 @@ pub fn resolve_child(
         platform: platform_string(&platform),
         config_arch,
         provenance: Provenance::of(&image),
+        parent_now: None,
     };
     Ok(Ok(Child {
         info,
@@ -161,6 +173,30 @@ pub fn resolve_child(
         image,
         source,
     }))
+}
+
+/// Looks up the parent stage's per-arch tag beside the child, named as the
+/// pipeline names it: `<index tag>-<parent stage>-<arch>` (e.g.
+/// `latest-cross-package-riscv64`). `None` when the child records no parent
+/// stage or the tag does not exist; errors other than "not found" count.
+pub fn parent_now(child: &Child, index_tag: &str) -> Result<Option<ParentNow>> {
+    let Some(stage) = &child.info.provenance.parent_stage else {
+        return Ok(None);
+    };
+    let tag = format!("{index_tag}-{stage}-{}", child.info.arch);
+    if validate_tag(&tag).is_err() {
+        return Ok(None);
+    }
+    let r = child.reference.with_tag(&tag)?;
+    let found = open_source(&r).and_then(|s| s.resolve());
+    match found {
+        Ok(d) => Ok(Some(ParentNow {
+            reference: r.to_string(),
+            digest: d.digest().to_string(),
+        })),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The platform for an index entry, from the image config (the config is

@@ -106,8 +106,10 @@ pub fn completeness(
 }
 
 /// Every child must come from one run: the same run-id label and, where
-/// recorded, the same parent stage and source revision. (Parent digests are
-/// per arch by nature; `verify-chain` checks them against the parents.)
+/// recorded, the same parent stage and source revision. Parent digests are
+/// per arch by nature, so they are not compared with each other but with
+/// the parent stage's tag when it was found ([`ChildInfo::parent_now`]): a
+/// child built on a parent that has since been replaced is stale.
 /// With `require_provenance` (`--repair`), children without a run id fail.
 pub fn coherence(children: &[ChildInfo], require_provenance: bool) -> GateResult {
     let mut problems = Vec::new();
@@ -153,6 +155,26 @@ pub fn coherence(children: &[ChildInfo], require_provenance: bool) -> GateResult
             problems.push(format!("{label} differs: {}", per_child(&values)));
         }
     }
+    for c in children {
+        let (Some(recorded), Some(now)) = (&c.provenance.parent_digest, &c.parent_now) else {
+            continue;
+        };
+        let recorded = recorded
+            .rsplit_once('@')
+            .map_or(recorded.as_str(), |(_, d)| d);
+        if recorded.trim() != now.digest {
+            problems.push(format!(
+                "{} ({}) is stale: built on {}, {} now holds {}",
+                c.arch,
+                c.reference,
+                recorded.trim(),
+                now.reference,
+                now.digest
+            ));
+        } else {
+            notes.push(format!("{} parent {} is current", c.arch, now.reference));
+        }
+    }
     GateResult::new(Gate::Coherence, problems, notes)
 }
 
@@ -193,17 +215,20 @@ pub fn enforce(results: &mut [GateResult], force: bool) -> Result<Vec<Gate>> {
         return Ok(Vec::new());
     }
     if !force {
-        let gate = failed
-            .iter()
-            .map(|g| g.gate.to_string())
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let reason = failed
-            .iter()
-            .flat_map(|g| g.problems.iter().map(move |p| format!("{}: {p}", g.gate)))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::Gate { gate, reason });
+        // The error names the first failing gate; the others follow in
+        // the reason so one run shows everything to fix.
+        let mut reason = failed[0].problems.join("; ");
+        for g in &failed[1..] {
+            reason.push_str(&format!(
+                "; {} gate failed too: {}",
+                g.gate,
+                g.problems.join("; ")
+            ));
+        }
+        return Err(Error::Gate {
+            gate: failed[0].gate.to_string(),
+            reason,
+        });
     }
     let mut forced = Vec::new();
     for g in failed {
@@ -255,6 +280,7 @@ mod tests {
                 run_id: run.map(str::to_string),
                 ..Provenance::default()
             },
+            parent_now: None,
         }
     }
 
@@ -315,6 +341,20 @@ mod tests {
         stage[1].provenance.parent_stage = Some("torch".into());
         stage[0].provenance.parent_stage = Some("package".into());
         assert!(!coherence(&stage, false).passed);
+        // A parent replaced after the child was built.
+        let mut stale = same.clone();
+        stale[0].provenance.parent_digest = Some("sha256:old".into());
+        stale[0].parent_now = Some(crate::index::children::ParentNow {
+            reference: "oci:l:t-package-amd64".into(),
+            digest: "sha256:new".into(),
+        });
+        let g = coherence(&stale, false);
+        assert!(
+            g.problems[0].contains("is stale: built on sha256:old"),
+            "{g:?}"
+        );
+        stale[0].parent_now.as_mut().unwrap().digest = "sha256:old".into();
+        assert!(coherence(&stale, false).passed);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::copy::run_parallel;
 use crate::error::{Error, Result};
 use crate::index::build::{build_index, IndexFormat};
 use crate::index::children::{
-    expand_template, resolve_child, Child, ChildInfo, MissingChild, DEFAULT_TEMPLATE,
+    expand_template, parent_now, resolve_child, Child, ChildInfo, MissingChild, DEFAULT_TEMPLATE,
 };
 use crate::index::gates::{self, FreshCheck, Gate, GateResult};
 use crate::index::pins::Pins;
@@ -143,7 +143,10 @@ pub fn plan_index(opts: &IndexOptions) -> Result<IndexPlan> {
     let mut missing = Vec::new();
     for (arch, r) in &opts.children {
         match resolve_child(*arch, r)? {
-            Ok(c) => children.push(c),
+            Ok(mut c) => {
+                c.info.parent_now = parent_now(&c, &image_tag)?;
+                children.push(c)
+            }
             Err(m) => missing.push(m),
         }
     }
@@ -214,7 +217,7 @@ impl IndexPlan {
     pub fn check_gates(&mut self) -> Result<Vec<Gate>> {
         let forced = gates::enforce(&mut self.gates, self.opts.force)?;
         for g in self.gates.iter().filter(|g| g.forced) {
-            tracing::warn!(
+            tracing::info!(
                 "{} gate overridden by --force: {}",
                 g.gate,
                 g.problems.join("; ")
