@@ -2,6 +2,8 @@
 //! skopeo and umoci. Test images are fixture base images with provenance
 //! labels added (same layer blobs, new config and manifest).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,22 +16,13 @@ use ocipack::reference::Selector;
 use ocipack::transport::LayoutSource;
 use serde_json::Value;
 
+use common::tools::require;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ocipack");
 const ARCHES: [&str; 3] = ["amd64", "arm64", "riscv64"];
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/base")
-}
-
-fn need(tool: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{tool} is required for this test: apt-get install {package}"
-    );
+    common::fixtures().join("base")
 }
 
 fn ocipack(args: &[&str]) -> Output {
@@ -171,8 +164,8 @@ fn tags(dir: &Path) -> Vec<String> {
 
 #[test]
 fn three_arches_index_read_by_skopeo_and_umoci() {
-    need("skopeo", "skopeo");
-    need("umoci", "umoci");
+    require("skopeo");
+    require("umoci");
     let tmp = tempfile::tempdir().unwrap();
     let l = tmp.path().join("l");
     make_children(&l, &ARCHES, "run-1");
