@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, Digest};
 use serde::Serialize;
 
 use crate::copy::run_parallel;
@@ -23,7 +23,10 @@ use crate::index::pins::Pins;
 use crate::manifest::RawManifest;
 use crate::platform::TargetArch;
 use crate::reference::{validate_tag, Reference};
-use crate::transport::{open_sink, open_source, ImageSink};
+use crate::transport::{open_sink, open_source, ImageSink, ImageSource};
+
+/// Opens a reference for reading (normally [`open_source`]).
+pub type Reopen = dyn Fn(&Reference) -> Result<Box<dyn ImageSource>>;
 
 /// What to index and where.
 #[derive(Debug, Clone)]
@@ -275,8 +278,15 @@ impl IndexPlan {
 
     /// Writes children, index and tags, then checks freshness. Call
     /// [`IndexPlan::check_gates`] first.
-    pub fn publish(mut self) -> Result<IndexReport> {
+    pub fn publish(self) -> Result<IndexReport> {
         let sink = open_sink(&self.opts.image)?;
+        self.publish_to(sink, &|r| open_source(r))
+    }
+
+    /// [`IndexPlan::publish`] into an open sink; `reopen` opens the fresh
+    /// sources the freshness gate reads through (a new connection, no
+    /// caches). For callers that already hold a sink, and for tests.
+    pub fn publish_to(mut self, sink: Box<dyn ImageSink>, reopen: &Reopen) -> Result<IndexReport> {
         for (c, (_, copied)) in self.children.iter().zip(&self.destinations) {
             if *copied {
                 copy_blobs(c, sink.as_ref())?;
@@ -303,7 +313,7 @@ impl IndexPlan {
         sink.set_tags(&tags)?;
         sink.commit()?;
 
-        let (checks, served) = self.reread();
+        let (checks, served) = self.reread(reopen);
         let mut fresh = vec![gates::freshness(&checks)];
         let forced = gates::enforce(&mut fresh, self.opts.force).map_err(|e| match e {
             Error::Gate { gate, reason } => Error::Gate {
@@ -327,12 +337,12 @@ impl IndexPlan {
     /// child, each index entry must equal its child tag's digest, and the
     /// index tag and aliases must hold the index. Returns the checks and the
     /// digests served, for pins.
-    fn reread(&self) -> (Vec<FreshCheck>, Vec<(Reference, oci_spec::image::Digest)>) {
+    fn reread(&self, reopen: &Reopen) -> (Vec<FreshCheck>, Vec<(Reference, Digest)>) {
         let mut checks = Vec::new();
         let mut served = Vec::new();
         let mut child_now = Vec::new();
         for (c, (dest, _)) in self.children.iter().zip(&self.destinations) {
-            let now = resolve_fresh(dest);
+            let now = resolve_fresh(reopen, dest);
             if let Ok(d) = &now {
                 served.push((dest.clone(), d.clone()));
             }
@@ -345,7 +355,7 @@ impl IndexPlan {
         }
         let index_digest = self.index.digest().to_string();
         for r in std::iter::once(&self.opts.image).chain(&self.opts.aliases) {
-            let now = resolve_fresh(r);
+            let now = resolve_fresh(reopen, r);
             if let Ok(d) = &now {
                 served.push((r.clone(), d.clone()));
             }
@@ -355,7 +365,7 @@ impl IndexPlan {
                 actual: now.map(|d| d.to_string()),
             });
         }
-        match read_entries(&self.opts.image) {
+        match read_entries(reopen, &self.opts.image) {
             Ok(entries) => {
                 for (i, (c, now)) in self.children.iter().zip(&child_now).enumerate() {
                     let (dest, _) = &self.destinations[i];
@@ -469,16 +479,16 @@ fn copy_blobs(c: &Child, sink: &dyn ImageSink) -> Result<()> {
 }
 
 /// What a tag resolves to through a source opened just now (no caches).
-fn resolve_fresh(r: &Reference) -> std::result::Result<oci_spec::image::Digest, String> {
-    open_source(r)
+fn resolve_fresh(reopen: &Reopen, r: &Reference) -> std::result::Result<Digest, String> {
+    reopen(r)
         .and_then(|s| s.resolve())
         .map(|d| d.digest().clone())
         .map_err(|e| e.to_string())
 }
 
 /// The entries of the index a tag serves, read through a new source.
-fn read_entries(r: &Reference) -> Result<Vec<Descriptor>> {
-    let src = open_source(r)?;
+fn read_entries(reopen: &Reopen, r: &Reference) -> Result<Vec<Descriptor>> {
+    let src = reopen(r)?;
     let d = src.resolve()?;
     let raw = src.read_manifest(&d)?;
     Ok(raw.index()?.manifests().clone())
@@ -487,6 +497,82 @@ fn read_entries(r: &Reference) -> Result<Vec<Descriptor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copy::{copy_image, CopyOptions};
+    use crate::layout::Layout;
+
+    /// A layout with `latest-cross-<arch>` copied from the fixtures.
+    fn children_in(dir: &Path) -> Reference {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/base");
+        for a in TargetArch::ALL {
+            let src = open_source(&Reference::Layout {
+                path: fixtures.clone(),
+                selector: Some(crate::reference::Selector::Tag(format!("base-{a}"))),
+            })
+            .unwrap();
+            let dst =
+                open_sink(&Reference::parse(&format!("oci:{}", dir.display())).unwrap()).unwrap();
+            let opts = CopyOptions {
+                tags: vec![format!("latest-cross-{a}")],
+                ..CopyOptions::default()
+            };
+            copy_image(src.as_ref(), dst, &opts).unwrap();
+        }
+        Reference::parse(&format!("oci:{}:latest-cross", dir.display())).unwrap()
+    }
+
+    #[test]
+    fn freshness_fails_when_the_store_serves_something_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let image = children_in(&a);
+        // What a "registry" serves after the push: the amd64 tag moved to
+        // another image, and the index tag is not there.
+        children_in(&b);
+        let lb = Layout::open(&b).unwrap();
+        let arm = lb
+            .resolve(Some(&crate::reference::Selector::Tag(
+                "latest-cross-arm64".into(),
+            )))
+            .unwrap();
+        lb.set_tags(&[("latest-cross-amd64".into(), arm)]).unwrap();
+        let served = move |r: &Reference| -> Result<Box<dyn ImageSource>> {
+            let Reference::Layout { selector, .. } = r else {
+                unreachable!()
+            };
+            open_source(&Reference::Layout {
+                path: b.clone(),
+                selector: selector.clone(),
+            })
+        };
+
+        let opts = IndexOptions::new(image.clone(), TargetArch::ALL.to_vec(), None).unwrap();
+        let mut plan = plan_index(&opts).unwrap();
+        plan.check_gates().unwrap();
+        let err = plan
+            .publish_to(open_sink(&image).unwrap(), &served)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("freshness gate failed: the index was written"),
+            "{msg}"
+        );
+        assert!(msg.contains("latest-cross-amd64 resolves to"), "{msg}");
+        assert!(msg.contains("latest-cross: tag"), "{msg}");
+
+        let mut forced = opts.clone();
+        forced.force = true;
+        let mut plan = plan_index(&forced).unwrap();
+        plan.check_gates().unwrap();
+        let report = plan
+            .publish_to(open_sink(&image).unwrap(), &served)
+            .unwrap();
+        assert_eq!(report.forced, vec![Gate::Freshness]);
+        let fresh = report.gates.last().unwrap();
+        assert!(fresh.forced && !fresh.passed);
+        // Honest publishing of the same plan passes.
+        let report = publish_index(&opts).unwrap();
+        assert!(report.forced.is_empty() && report.written);
+    }
 
     #[test]
     fn stores() {
