@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+mod append;
 mod copy;
 mod inspect;
 mod unpack;
@@ -28,6 +29,8 @@ pub enum Command {
     Copy(copy::Args),
     /// Unpack an image's root filesystem into a directory.
     Unpack(unpack::Args),
+    /// Add directories as new layers on top of an image (umoci insert / crane append).
+    Append(append::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(a),
         Command::Unpack(a) => unpack::run(a),
+        Command::Append(a) => append::run(a),
     }
 }
 
