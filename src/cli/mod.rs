@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+mod append;
 mod copy;
 mod inspect;
 mod manifest;
@@ -35,6 +36,8 @@ pub enum Command {
     Manifest(manifest::Args),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
+    /// Add directories as new layers on top of an image (umoci insert / crane append).
+    Append(append::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpack(a) => unpack::run(a),
         Command::Manifest(a) => manifest::run(a),
         Command::VerifyChain(a) => verify_chain::run(a),
+        Command::Append(a) => append::run(a),
     }
 }
 

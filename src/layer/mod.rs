@@ -1,8 +1,35 @@
-//! Layers: decompression, entry paths and whiteouts.
+//! Layers: decompression, entry paths and whiteouts, and the layer engine
+//! built on them.
 //!
-//! This is the shared base of the unpacker and the layer engine.
+//! - [`merged`]: the merged rootfs view of an image (metadata only);
+//! - [`select`]: which trees/files/globs go into a new layer, where, owned
+//!   by whom;
+//! - [`writer`]: canonical tar -> diff_id -> parallel gzip / zstd -> blob,
+//!   from an image ([`layer_from_image`]), a directory ([`layer_from_dir`])
+//!   or generated files ([`layer_from_entries`]);
+//! - [`cache`] and whole-layer reuse: reruns do no work.
 
+pub mod append;
+pub mod cache;
+pub mod canon;
+pub mod content;
+pub mod dir;
+pub mod glob;
+pub mod gzip;
+pub mod merged;
 pub mod path;
+pub mod reuse;
+pub mod scan;
+pub mod select;
+pub mod writer;
+
+pub use cache::LayerCache;
+pub use merged::{ContentRef, EntryKind, LayerInfo, MergedTree, TreeEntry};
+pub use select::{SelectRule, Selection};
+pub use writer::{
+    layer_from_dir, layer_from_entries, layer_from_image, BuiltLayer, LayerOptions, SyntheticEntry,
+    SyntheticKind,
+};
 
 use std::io::{BufReader, Read};
 

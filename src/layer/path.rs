@@ -56,6 +56,42 @@ pub fn classify(path: PathBuf) -> Result<EntryKind, String> {
     Ok(EntryKind::Regular(path))
 }
 
+/// A byte key whose order is the canonical entry order: path components
+/// compared one by one, so parents sort before children and a directory's
+/// subtree is contiguous (`a/b`, `a/b/c`, `a/b.txt`). `/` becomes NUL, which
+/// sorts below every byte a file name can hold.
+pub fn sort_key(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut k = Vec::with_capacity(path.as_os_str().len());
+    for (i, c) in path.components().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(c.as_os_str().as_bytes());
+    }
+    k
+}
+
+/// The path a [`sort_key`] was made from.
+pub fn key_path(key: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes: Vec<u8> = key.iter().map(|&b| if b == 0 { b'/' } else { b }).collect();
+    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+}
+
+/// The key range holding every descendant of `key` (not `key` itself).
+pub fn descendants_range(key: &[u8]) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+    use std::ops::Bound;
+    if key.is_empty() {
+        return (Bound::Excluded(Vec::new()), Bound::Unbounded);
+    }
+    let mut lo = key.to_vec();
+    lo.push(0);
+    let mut hi = key.to_vec();
+    hi.push(1);
+    (Bound::Included(lo), Bound::Excluded(hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +121,21 @@ mod tests {
             EntryKind::Regular("a/b".into())
         );
         assert!(classify("a/.wh...".into()).is_err());
+    }
+
+    #[test]
+    fn sort_keys_order_parents_first_and_subtrees_together() {
+        let mut v = vec!["a/b.txt", "a/b/c", "a", "a/b", "a-b", "a/b/c/d", "b"];
+        v.sort_by_key(|p| sort_key(Path::new(p)));
+        assert_eq!(v, ["a", "a/b", "a/b/c", "a/b/c/d", "a/b.txt", "a-b", "b"]);
+        assert_eq!(key_path(&sort_key(Path::new("x/y/z"))), Path::new("x/y/z"));
+        let k = sort_key(Path::new("a/b"));
+        let r = descendants_range(&k);
+        let mut m = std::collections::BTreeMap::new();
+        for p in &v {
+            m.insert(sort_key(Path::new(p)), *p);
+        }
+        let sub: Vec<_> = m.range(r).map(|(_, p)| *p).collect();
+        assert_eq!(sub, ["a/b/c", "a/b/c/d"]);
     }
 }

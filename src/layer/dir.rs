@@ -1,0 +1,174 @@
+//! Reading a directory on disk as layer entries: sorted walk, hard links by
+//! inode, symlinks verbatim, xattrs, device nodes. Sockets cannot be
+//! stored in a tar and are skipped with a warning.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::canon::{dest_path, Body, EntryMap, OutEntry};
+use super::merged::EntryKind;
+use super::path::sort_key;
+use crate::error::{Error, Result};
+
+/// xattrs that describe the host, not the content.
+const SKIPPED_XATTRS: &[&str] = &["security.selinux"];
+
+/// What a walk found.
+pub struct Walked {
+    pub entries: EntryMap,
+    /// sha256 over every entry's path, type, metadata, inode, ctime and
+    /// xattrs: a cheap key that changes whenever the tree might have.
+    pub fingerprint: String,
+}
+
+/// Walks `dir`, placing its contents below `dest`.
+pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked> {
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(dir.display().to_string(), "not a directory"));
+    }
+    let dest = dest_path(dest);
+    let mut entries = EntryMap::new();
+    let mut fp = Sha256::new();
+    fp.update(dir.as_os_str().as_bytes());
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for item in walker {
+        let item = item.map_err(|e| {
+            let p = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| dir.to_path_buf());
+            Error::io(
+                p,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk loop")),
+            )
+        })?;
+        let path = item.path();
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let m = item.metadata().map_err(|e| {
+            Error::io(
+                path,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("stat")),
+            )
+        })?;
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_file() {
+            EntryKind::File
+        } else if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_char_device() {
+            EntryKind::Char
+        } else if ft.is_block_device() {
+            EntryKind::Block
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            tracing::warn!(path = %path.display(), "skipping a socket (tar cannot hold it)");
+            continue;
+        };
+        let link = if kind == EntryKind::Symlink {
+            Some(std::fs::read_link(path).map_err(|e| Error::io(path, e))?)
+        } else {
+            None
+        };
+        let mut xattrs = BTreeMap::new();
+        match xattr::list(path) {
+            Ok(names) => {
+                for n in names {
+                    let Some(name) = n.to_str() else { continue };
+                    if SKIPPED_XATTRS.contains(&name) {
+                        continue;
+                    }
+                    if let Ok(Some(v)) = xattr::get(path, &n) {
+                        xattrs.insert(name.to_string(), v);
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        let dev = match kind {
+            EntryKind::Char | EntryKind::Block => {
+                let r = m.rdev();
+                Some((libc::major(r), libc::minor(r)))
+            }
+            _ => None,
+        };
+        let (uid, gid) = owner.unwrap_or((u64::from(m.uid()), u64::from(m.gid())));
+        let size = if kind == EntryKind::File { m.len() } else { 0 };
+        let out_path = dest.join(rel);
+        fp.update(rel.as_os_str().as_bytes());
+        fp.update([0]);
+        fp.update(
+            format!(
+                "{kind:?} {} {uid} {gid} {} {} {} {} {} {} {}",
+                m.mode(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.ino(),
+                m.dev(),
+                size
+            )
+            .as_bytes(),
+        );
+        if let Some(l) = &link {
+            fp.update(l.as_os_str().as_bytes());
+        }
+        for (k, v) in &xattrs {
+            fp.update(k.as_bytes());
+            fp.update(v);
+        }
+        fp.update([0xff]);
+        let inode = if kind == EntryKind::File && m.nlink() > 1 {
+            Some((m.dev(), m.ino(), 0))
+        } else {
+            None
+        };
+        entries.insert(
+            sort_key(&out_path),
+            OutEntry {
+                path: out_path,
+                kind,
+                mode: m.mode() & 0o7777,
+                uid,
+                gid,
+                mtime: u64::try_from(m.mtime()).unwrap_or(0),
+                size,
+                link,
+                xattrs,
+                dev,
+                body: if kind == EntryKind::File {
+                    Body::File(path.to_path_buf())
+                } else {
+                    Body::None
+                },
+                inode,
+            },
+        );
+    }
+    Ok(Walked {
+        entries,
+        fingerprint: hex::encode(fp.finalize()),
+    })
+}
+
+/// The directory part of a `DIR[:DEST]` argument and its destination.
+pub fn split_dir_arg(arg: &str) -> (PathBuf, String) {
+    match arg.rsplit_once(':') {
+        Some((d, dest)) if dest.starts_with('/') => (PathBuf::from(d), dest.to_string()),
+        _ => (PathBuf::from(arg), "/".to_string()),
+    }
+}

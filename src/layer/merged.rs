@@ -1,0 +1,763 @@
+//! The merged root filesystem of an image, metadata only.
+//!
+//! Layers are applied bottom to top as the OCI image spec says: a whiteout
+//! `.wh.NAME` deletes `NAME` (and its subtree) from lower layers, an opaque
+//! marker `.wh..wh..opq` hides everything lower layers had below its
+//! directory; neither touches entries of its own layer, whatever their order
+//! in the tar. Nothing is unpacked: each entry remembers which layer (and
+//! which position in that layer's tar) holds its content, so a later pass can
+//! stream exactly the bytes it needs.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use oci_spec::image::Descriptor;
+use serde::Serialize;
+
+use super::path::{descendants_range, key_path, sort_key};
+use super::scan::{self, Meta, Numbered, Record};
+use crate::error::{Error, Result};
+use crate::image::ResolvedImage;
+use crate::transport::ImageSource;
+
+/// Longest symlink chain followed (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Type of a filesystem entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    HardLink,
+    Char,
+    Block,
+    Fifo,
+}
+
+/// Where an entry's content lives: the layer (index in the manifest) and
+/// the entry's position in that layer's tar stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ContentRef {
+    pub layer: u32,
+    pub ordinal: u64,
+}
+
+/// One surviving entry of the merged tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Relative, normalised, no leading `/`.
+    pub path: PathBuf,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    /// Content size (for hard links: the size of the linked file).
+    pub size: u64,
+    /// Symlink target verbatim, or hard-link target (normalised).
+    pub link: Option<PathBuf>,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub dev: Option<(u32, u32)>,
+    /// The layer whose entry this is.
+    pub layer: u32,
+    /// Where the bytes are, for regular files and hard links. Hard links
+    /// share their target's reference: equal references are one inode.
+    pub content: Option<ContentRef>,
+}
+
+impl TreeEntry {
+    fn from_meta(path: PathBuf, m: Meta, layer: u32, content: Option<ContentRef>) -> Self {
+        TreeEntry {
+            path,
+            kind: m.kind,
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime: m.mtime,
+            size: m.size,
+            link: m.link,
+            xattrs: m.xattrs,
+            dev: m.dev,
+            layer,
+            content,
+        }
+    }
+
+    /// Whether this entry has bytes (a regular file or a hard link to one).
+    pub fn is_regular(&self) -> bool {
+        matches!(self.kind, EntryKind::File | EntryKind::HardLink)
+    }
+}
+
+/// What each source layer contributed, for whole-layer reuse.
+#[derive(Debug, Clone)]
+pub struct LayerInfo {
+    pub descriptor: Descriptor,
+    pub diff_id: String,
+    /// Distinct non-root paths the layer writes.
+    pub entries: u64,
+    /// Whiteouts and opaque markers in the layer.
+    pub whiteouts: u64,
+    /// Newest mtime in the layer.
+    pub max_mtime: u64,
+}
+
+/// The merged view of an image's layers.
+#[derive(Debug, Clone, Default)]
+pub struct MergedTree {
+    entries: BTreeMap<Vec<u8>, TreeEntry>,
+    layers: Vec<LayerInfo>,
+    /// Metadata of the root directory, when a layer has a `.` entry.
+    root: Option<TreeEntry>,
+}
+
+impl MergedTree {
+    /// Streams each layer once (several at a time) and applies them in
+    /// order. Every blob is verified to its end.
+    pub fn load(src: &dyn ImageSource, img: &ResolvedImage) -> Result<MergedTree> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self::load_with_threads(src, img, threads)
+    }
+
+    /// [`MergedTree::load`] with at most `threads` layers read at once.
+    pub fn load_with_threads(
+        src: &dyn ImageSource,
+        img: &ResolvedImage,
+        threads: usize,
+    ) -> Result<MergedTree> {
+        let layers = img.layers();
+        let scanned = scan_all(src, layers, threads.max(1))?;
+        let mut tree = MergedTree::default();
+        for (i, (desc, records)) in layers.iter().zip(scanned).enumerate() {
+            let diff_id = img.diff_ids().get(i).cloned().unwrap_or_default();
+            tree.apply_layer(i as u32, desc, diff_id, records)?;
+        }
+        Ok(tree)
+    }
+
+    /// Applies one layer's records on top of the tree.
+    pub(crate) fn apply_layer(
+        &mut self,
+        layer: u32,
+        desc: &Descriptor,
+        diff_id: String,
+        records: Vec<Numbered>,
+    ) -> Result<()> {
+        let name = desc.digest().to_string();
+        let mut info = LayerInfo {
+            descriptor: desc.clone(),
+            diff_id,
+            entries: 0,
+            whiteouts: 0,
+            max_mtime: 0,
+        };
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut last_parent_ok: Option<Vec<u8>> = None;
+        for n in records {
+            match n.record {
+                Record::Whiteout(p) => {
+                    info.whiteouts += 1;
+                    let k = sort_key(&p);
+                    if self.entries.get(&k).is_some_and(|e| e.layer < layer) {
+                        self.entries.remove(&k);
+                    }
+                    self.remove_below(&k, layer);
+                    last_parent_ok = None;
+                }
+                Record::Opaque(p) => {
+                    info.whiteouts += 1;
+                    let k = sort_key(&p);
+                    self.remove_below(&k, layer);
+                    last_parent_ok = None;
+                }
+                Record::Entry { path, meta } => {
+                    info.max_mtime = info.max_mtime.max(meta.mtime);
+                    if path.as_os_str().is_empty() {
+                        if meta.kind == EntryKind::Dir {
+                            self.root = Some(TreeEntry::from_meta(path, meta, layer, None));
+                        }
+                        continue;
+                    }
+                    let k = sort_key(&path);
+                    if seen.insert(k.clone()) {
+                        info.entries += 1;
+                    }
+                    let parent_key = sort_key(path.parent().unwrap_or(Path::new("")));
+                    if last_parent_ok.as_deref() != Some(parent_key.as_slice()) {
+                        self.check_parents(&path, &name)?;
+                        last_parent_ok = Some(parent_key);
+                    }
+                    let content = match meta.kind {
+                        EntryKind::File => Some(ContentRef {
+                            layer,
+                            ordinal: n.ordinal,
+                        }),
+                        EntryKind::HardLink => {
+                            let target = meta.link.clone().unwrap_or_default();
+                            let t = self
+                                .entries
+                                .get(&sort_key(&target))
+                                .filter(|t| t.is_regular());
+                            let Some(t) = t else {
+                                return Err(Error::UnsafePath {
+                                    layer: name,
+                                    entry: path.display().to_string(),
+                                    reason: format!(
+                                        "hard link target {} is not a regular file in this or a lower layer",
+                                        target.display()
+                                    ),
+                                });
+                            };
+                            let (c, size) = (t.content, t.size);
+                            let mut e = TreeEntry::from_meta(path, meta, layer, c);
+                            e.size = size;
+                            last_parent_ok = None;
+                            self.insert(k, e, layer);
+                            continue;
+                        }
+                        _ => None,
+                    };
+                    if meta.kind != EntryKind::Dir {
+                        // It may replace a directory some later entry's
+                        // parent check relied on.
+                        last_parent_ok = None;
+                    }
+                    let e = TreeEntry::from_meta(path, meta, layer, content);
+                    self.insert(k, e, layer);
+                }
+            }
+        }
+        self.layers.push(info);
+        Ok(())
+    }
+
+    fn insert(&mut self, k: Vec<u8>, e: TreeEntry, layer: u32) {
+        if e.kind != EntryKind::Dir {
+            // A non-directory replaces a lower directory and its subtree.
+            self.remove_below(&k, layer);
+        }
+        self.entries.insert(k, e);
+    }
+
+    /// Removes everything below `k` that lower layers wrote.
+    fn remove_below(&mut self, k: &[u8], layer: u32) {
+        let doomed: Vec<Vec<u8>> = self
+            .entries
+            .range(descendants_range(k))
+            .filter(|(_, e)| e.layer < layer)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for d in doomed {
+            self.entries.remove(&d);
+        }
+    }
+
+    /// A parent that is a symlink would redirect the entry elsewhere (the
+    /// unpacker refuses that, so does the merged view); a parent that is a
+    /// file is replaced by the implied directory.
+    fn check_parents(&mut self, path: &Path, layer: &str) -> Result<()> {
+        let mut cur = PathBuf::new();
+        let Some(parent) = path.parent() else {
+            return Ok(());
+        };
+        for c in parent.components() {
+            cur.push(c);
+            let k = sort_key(&cur);
+            match self.entries.get(&k).map(|e| e.kind) {
+                Some(EntryKind::Dir) | None => {}
+                Some(EntryKind::Symlink) => {
+                    return Err(Error::UnsafePath {
+                        layer: layer.to_string(),
+                        entry: path.display().to_string(),
+                        reason: format!("parent {} is a symlink", cur.display()),
+                    })
+                }
+                Some(_) => {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry at `path` (leading `/` allowed), without following symlinks.
+    pub fn get(&self, path: &Path) -> Option<&TreeEntry> {
+        let p = lexical(path);
+        self.entries.get(&sort_key(&p))
+    }
+
+    /// Every entry, sorted in canonical order (parents first).
+    pub fn iter(&self) -> impl Iterator<Item = &TreeEntry> {
+        self.entries.values()
+    }
+
+    /// Entries strictly below `path`, in canonical order.
+    pub fn descendants(&self, path: &Path) -> impl Iterator<Item = &TreeEntry> {
+        let k = sort_key(&lexical(path));
+        self.entries.range(descendants_range(&k)).map(|(_, e)| e)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The source layers, bottom first.
+    pub fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    /// The root directory's own metadata, if a layer recorded it.
+    pub fn root(&self) -> Option<&TreeEntry> {
+        self.root.as_ref()
+    }
+
+    /// Follows symlinks inside the image (absolute targets from the image
+    /// root, relative ones from the link's directory, `..` clamped at the
+    /// root as in a chroot), including symlinks in intermediate directories.
+    /// Components that do not exist are kept as they are, so the result of
+    /// a dangling chain is the path it dangles at; check it with
+    /// [`MergedTree::get`]. Fails after [`MAX_SYMLINK_HOPS`] links.
+    pub fn resolve_symlinks(&self, path: &Path) -> Result<PathBuf> {
+        let mut todo: VecDeque<std::ffi::OsString> = components(path).into();
+        let mut cur = PathBuf::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let cand = cur.join(&c);
+            match self.entries.get(&sort_key(&cand)) {
+                Some(e) if e.kind == EntryKind::Symlink => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(Error::invalid(
+                            format!("/{}", path.display()),
+                            format!("more than {MAX_SYMLINK_HOPS} symlinks (a loop?)"),
+                        ));
+                    }
+                    let target = e.link.clone().unwrap_or_default();
+                    if target.is_absolute() {
+                        cur = PathBuf::new();
+                    }
+                    for t in components(&target).into_iter().rev() {
+                        todo.push_front(t);
+                    }
+                }
+                _ => cur = cand,
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Reads a small regular file (up to `limit` bytes), following symlinks.
+    /// Re-streams the layer holding it up to the entry.
+    pub fn read_file(&self, src: &dyn ImageSource, path: &Path, limit: u64) -> Result<Vec<u8>> {
+        let mut v = self.read_files(src, &[path], limit)?;
+        Ok(v.pop().unwrap_or_default())
+    }
+
+    /// Reads several small files with one pass per layer involved, in the
+    /// order of `paths`. Each is cut at `limit` bytes. (The blobs were
+    /// verified end to end when the tree was loaded; these partial re-reads
+    /// stop at the last entry they need.)
+    pub fn read_files(
+        &self,
+        src: &dyn ImageSource,
+        paths: &[&Path],
+        limit: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut wanted: BTreeMap<ContentRef, Vec<usize>> = BTreeMap::new();
+        for (i, p) in paths.iter().enumerate() {
+            let resolved = self.resolve_symlinks(p)?;
+            let e = self.get(&resolved).ok_or_else(|| {
+                Error::not_found(
+                    format!("/{}", lexical(p).display()),
+                    "the image's merged tree",
+                )
+            })?;
+            let c = e.content.filter(|_| e.is_regular()).ok_or_else(|| {
+                Error::invalid(format!("/{}", resolved.display()), "not a regular file")
+            })?;
+            wanted.entry(c).or_default().push(i);
+        }
+        let mut out = vec![Vec::new(); paths.len()];
+        let mut by_layer: BTreeMap<u32, Vec<(u64, Vec<usize>)>> = BTreeMap::new();
+        for (c, idx) in wanted {
+            by_layer.entry(c.layer).or_default().push((c.ordinal, idx));
+        }
+        for (layer, list) in by_layer {
+            let desc = &self
+                .layers
+                .get(layer as usize)
+                .ok_or_else(|| Error::invalid("merged tree", format!("no layer {layer}")))?
+                .descriptor;
+            let name = desc.digest().to_string();
+            let (stream, _tap) = scan::open_layer(src, desc)?;
+            let mut archive = tar::Archive::new(stream);
+            let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
+            let mut it = list.into_iter().peekable();
+            for (ordinal, entry) in entries.enumerate() {
+                let Some((want, _)) = it.peek() else { break };
+                if ordinal as u64 != *want {
+                    continue;
+                }
+                let entry = entry.map_err(|e| Error::from_io(&name, e))?;
+                let mut buf = Vec::new();
+                entry
+                    .take(limit)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::from_io(&name, e))?;
+                if let Some((_, idx)) = it.next() {
+                    for i in idx {
+                        out[i] = buf.clone();
+                    }
+                }
+            }
+            if it.peek().is_some() {
+                return Err(Error::invalid(
+                    &name,
+                    "layer ended before an entry it listed",
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The path of a key (for modules that walk keys).
+    pub(crate) fn key_path(k: &[u8]) -> PathBuf {
+        key_path(k)
+    }
+}
+
+/// Reads every layer's records with up to `threads` layers in flight.
+fn scan_all(
+    src: &dyn ImageSource,
+    layers: &[Descriptor],
+    threads: usize,
+) -> Result<Vec<Vec<Numbered>>> {
+    let slots: Vec<Mutex<Option<Result<Vec<Numbered>>>>> =
+        layers.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        if i >= layers.len() {
+            break;
+        }
+        let r = scan::scan_layer(src, &layers[i]);
+        let failed = r.is_err();
+        if let Ok(mut s) = slots[i].lock() {
+            *s = Some(r);
+        }
+        if failed {
+            // Stop handing out layers; the first error is reported.
+            next.store(layers.len(), Ordering::SeqCst);
+        }
+    };
+    let n = threads.min(layers.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 1..n {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut out = Vec::with_capacity(layers.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot.into_inner().ok().flatten() {
+            Some(r) => out.push(r?),
+            None => {
+                return Err(Error::invalid(
+                    layers[i].digest().to_string(),
+                    "layer was not read (an earlier layer failed)",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Normalises a path lexically: drops `/` and `.`, keeps `..` out of the
+/// root (used for lookups, never for writing).
+pub(crate) fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn components(p: &Path) -> Vec<std::ffi::OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::digest::sha256;
+    use oci_spec::image::MediaType;
+
+    /// A tiny description of a tar entry for tests.
+    pub fn file(path: &str, body: &[u8]) -> (String, Meta) {
+        (
+            path.into(),
+            Meta {
+                kind: EntryKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 100,
+                size: body.len() as u64,
+                link: None,
+                xattrs: BTreeMap::new(),
+                dev: None,
+            },
+        )
+    }
+
+    fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
+        Meta {
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 100,
+            size: 0,
+            link: link.map(PathBuf::from),
+            xattrs: BTreeMap::new(),
+            dev: None,
+        }
+    }
+
+    enum R {
+        E(&'static str, Meta),
+        W(&'static str),
+        O(&'static str),
+    }
+
+    fn apply(tree: &mut MergedTree, layer: u32, recs: Vec<R>) -> Result<()> {
+        let desc = Descriptor::new(MediaType::ImageLayer, 0, sha256(&[layer as u8]));
+        let records = recs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Numbered {
+                ordinal: i as u64,
+                record: match r {
+                    R::E(p, m) => Record::Entry {
+                        path: p.into(),
+                        meta: m,
+                    },
+                    R::W(p) => Record::Whiteout(p.into()),
+                    R::O(p) => Record::Opaque(p.into()),
+                },
+            })
+            .collect();
+        tree.apply_layer(layer, &desc, String::new(), records)
+    }
+
+    fn paths(t: &MergedTree) -> Vec<String> {
+        t.iter().map(|e| e.path.display().to_string()).collect()
+    }
+
+    fn dir() -> Meta {
+        meta(EntryKind::Dir, None)
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_hide_only_lower_layers() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![
+                R::E("a", dir()),
+                R::E("a/x", file("", b"1").1),
+                R::E("a/sub", dir()),
+                R::E("a/sub/y", file("", b"2").1),
+                R::E("b", dir()),
+                R::E("b/old", file("", b"3").1),
+                R::E("c", file("", b"4").1),
+            ],
+        )
+        .unwrap();
+        apply(
+            &mut t,
+            1,
+            vec![
+                // New entry first, opaque marker after it: the new one stays.
+                R::E("b/new", file("", b"5").1),
+                R::O("b"),
+                R::W("a/sub"),
+                // Same-layer entry then whiteout of the same name: kept.
+                R::E("d", file("", b"6").1),
+                R::W("d"),
+                R::W("c"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(paths(&t), ["a", "a/x", "b", "b/new", "d"]);
+        assert_eq!(t.layers()[1].whiteouts, 4);
+        assert_eq!(t.layers()[0].entries, 7);
+    }
+
+    #[test]
+    fn file_replaces_dir_and_dir_over_dir_merges() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![
+                R::E("a", dir()),
+                R::E("a/x", file("", b"1").1),
+                R::E("f", file("", b"").1),
+            ],
+        )
+        .unwrap();
+        let mut d2 = dir();
+        d2.mode = 0o700;
+        apply(
+            &mut t,
+            1,
+            vec![
+                R::E("a", d2),
+                R::E("f", dir()),
+                R::E("f/inner", file("", b"x").1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(paths(&t), ["a", "a/x", "f", "f/inner"]);
+        assert_eq!(t.get(Path::new("/a")).unwrap().mode, 0o700);
+        apply(&mut t, 2, vec![R::E("a", file("", b"now a file").1)]).unwrap();
+        assert_eq!(paths(&t), ["a", "f", "f/inner"]);
+    }
+
+    #[test]
+    fn hard_links_share_content_even_across_layers() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![
+                R::E("bin", dir()),
+                R::E("bin/gcc", file("", b"elf!").1),
+                R::E("bin/cc", meta(EntryKind::HardLink, Some("bin/gcc"))),
+            ],
+        )
+        .unwrap();
+        // The original name is replaced; the link keeps the old inode.
+        apply(
+            &mut t,
+            1,
+            vec![
+                R::E("bin/gcc", file("", b"new").1),
+                R::E("bin/c2", meta(EntryKind::HardLink, Some("bin/cc"))),
+            ],
+        )
+        .unwrap();
+        let cc = t.get(Path::new("bin/cc")).unwrap();
+        let c2 = t.get(Path::new("bin/c2")).unwrap();
+        let gcc = t.get(Path::new("bin/gcc")).unwrap();
+        assert_eq!(
+            cc.content,
+            Some(ContentRef {
+                layer: 0,
+                ordinal: 1
+            })
+        );
+        assert_eq!(c2.content, cc.content);
+        assert_eq!(c2.size, 4);
+        assert_eq!(
+            gcc.content,
+            Some(ContentRef {
+                layer: 1,
+                ordinal: 0
+            })
+        );
+        let err = apply(
+            &mut t,
+            2,
+            vec![R::E("x", meta(EntryKind::HardLink, Some("nope")))],
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn symlink_parents_are_refused() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![R::E("l", meta(EntryKind::Symlink, Some("/etc")))],
+        )
+        .unwrap();
+        let err = apply(&mut t, 1, vec![R::E("l/passwd", file("", b"x").1)]).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+    }
+
+    #[test]
+    fn resolves_symlink_chains() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![
+                R::E("usr", dir()),
+                R::E("usr/bin", dir()),
+                R::E(
+                    "usr/bin/cc",
+                    meta(EntryKind::Symlink, Some("/etc/alternatives/cc")),
+                ),
+                R::E("etc", dir()),
+                R::E("etc/alternatives", dir()),
+                R::E(
+                    "etc/alternatives/cc",
+                    meta(EntryKind::Symlink, Some("../../opt/gcc/bin/gcc")),
+                ),
+                R::E("opt", dir()),
+                R::E("opt/gcc", dir()),
+                R::E("opt/gcc/bin", dir()),
+                R::E("opt/gcc/bin/gcc", file("", b"x").1),
+                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
+                R::E("loop1", meta(EntryKind::Symlink, Some("loop2"))),
+                R::E("loop2", meta(EntryKind::Symlink, Some("/loop1"))),
+                R::E("up", meta(EntryKind::Symlink, Some("../../../../opt"))),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            t.resolve_symlinks(Path::new("/usr/bin/cc")).unwrap(),
+            Path::new("opt/gcc/bin/gcc")
+        );
+        assert_eq!(
+            t.resolve_symlinks(Path::new("/lib/x/y.so")).unwrap(),
+            Path::new("usr/lib/x/y.so")
+        );
+        assert_eq!(
+            t.resolve_symlinks(Path::new("up/gcc/bin/gcc")).unwrap(),
+            Path::new("opt/gcc/bin/gcc")
+        );
+        assert!(t.resolve_symlinks(Path::new("/loop1")).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Which parts of an image's merged tree go into a new layer.
+//!
+//! Rules mirror the package recipe: whole trees (`COPY --from`), single
+//! files, "copy if present" extras, globs (`libLiteRt*.so*`), pruned
+//! subtrees, relocation (`/opt/llvm-target` -> `/usr/local/llvm-target`)
+//! and an owner for a tree (`--chown=1001:1001`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::glob::{is_glob, Glob};
+use super::merged::{lexical, EntryKind, MergedTree, TreeEntry};
+use super::path::sort_key;
+use crate::error::{Error, Result};
+
+/// One selection rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelectRule {
+    /// Absolute path of a tree or file, or a glob like
+    /// `/usr/local/lib/libLiteRt*.so*`. `/` selects everything.
+    pub source: String,
+    /// Relocation: replaces the source path (for a glob, its literal
+    /// directory prefix).
+    pub dest: Option<String>,
+    /// Skip silently when nothing matches ("copy if present").
+    pub optional: bool,
+    /// Absolute globs; a matching entry is left out with its subtree.
+    pub exclude: Vec<String>,
+    /// uid/gid for every entry this rule copies.
+    pub owner: Option<(u64, u64)>,
+}
+
+impl SelectRule {
+    /// A required tree or file at its own path.
+    pub fn path(source: impl Into<String>) -> Self {
+        SelectRule {
+            source: source.into(),
+            dest: None,
+            optional: false,
+            exclude: Vec::new(),
+            owner: None,
+        }
+    }
+}
+
+/// An ordered list of rules; on a path two rules produce, the later wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Selection {
+    pub rules: Vec<SelectRule>,
+}
+
+/// One entry the selection takes, at its place in the new layer.
+#[derive(Debug, Clone)]
+pub struct Picked<'t> {
+    /// Destination path, relative.
+    pub dest: PathBuf,
+    pub entry: &'t TreeEntry,
+    /// Index of the rule that picked it.
+    pub rule: usize,
+    pub owner: Option<(u64, u64)>,
+}
+
+/// The result of applying a selection, keyed by destination sort key.
+pub type Picks<'t> = BTreeMap<Vec<u8>, Picked<'t>>;
+
+impl Selection {
+    pub fn new(rules: Vec<SelectRule>) -> Self {
+        Selection { rules }
+    }
+
+    /// Applies the rules to a tree. A required rule matching nothing is an
+    /// error naming it.
+    pub fn apply<'t>(&self, tree: &'t MergedTree) -> Result<Picks<'t>> {
+        let mut out = Picks::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            apply_rule(tree, i, rule, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether the selection keeps every path where it is, with its owner
+    /// (a prerequisite for reusing a source layer as is).
+    pub fn is_plain(&self) -> bool {
+        self.rules.iter().all(|r| {
+            r.owner.is_none()
+                && r.exclude.is_empty()
+                && r.dest
+                    .as_deref()
+                    .is_none_or(|d| lexical(Path::new(d)) == lexical(Path::new(&r.source)))
+        })
+    }
+}
+
+fn check_abs(what: &str, s: &str) -> Result<()> {
+    if !s.starts_with('/') {
+        return Err(Error::invalid(
+            format!("selection {what} {s:?}"),
+            "must be an absolute path",
+        ));
+    }
+    if Path::new(s)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::invalid(
+            format!("selection {what} {s:?}"),
+            "must not contain '..'",
+        ));
+    }
+    Ok(())
+}
+
+fn apply_rule<'t>(
+    tree: &'t MergedTree,
+    index: usize,
+    rule: &SelectRule,
+    out: &mut Picks<'t>,
+) -> Result<()> {
+    check_abs("source", &rule.source)?;
+    if let Some(d) = &rule.dest {
+        check_abs("destination", d)?;
+    }
+    for x in &rule.exclude {
+        check_abs("exclude", x)?;
+    }
+    let excludes: Vec<Glob> = rule.exclude.iter().map(|x| Glob::new(x)).collect();
+    // Roots the rule matched, and the source prefix each is relocated from.
+    let mut roots: Vec<&'t TreeEntry> = Vec::new();
+    let mut whole_tree = false;
+    let prefix: PathBuf;
+    if is_glob(&rule.source) {
+        let g = Glob::new(&rule.source);
+        prefix = g.literal_prefix();
+        let candidates: Box<dyn Iterator<Item = &TreeEntry>> = if prefix.as_os_str().is_empty() {
+            Box::new(tree.iter())
+        } else {
+            Box::new(tree.descendants(&prefix))
+        };
+        // A match's subtree is contiguous right after it; skip over it.
+        let mut inside: Option<PathBuf> = None;
+        for e in candidates {
+            if let Some(r) = &inside {
+                if e.path.starts_with(r) {
+                    continue;
+                }
+                inside = None;
+            }
+            if g.matches(&e.path) {
+                roots.push(e);
+                inside = Some(e.path.clone());
+            }
+        }
+    } else {
+        let src = lexical(Path::new(&rule.source));
+        if src.as_os_str().is_empty() {
+            whole_tree = true;
+        } else if let Some(e) = tree.get(&src) {
+            roots.push(e);
+        } else if let Some(e) = via_parent_symlinks(tree, &src)? {
+            roots.push(e);
+        }
+        prefix = src;
+    }
+    if roots.is_empty() && !whole_tree {
+        if rule.optional {
+            tracing::debug!(source = %rule.source, "optional selection matched nothing");
+            return Ok(());
+        }
+        return Err(Error::not_found(
+            format!("selected path {}", rule.source),
+            "the image (mark it optional to skip it when absent)",
+        ));
+    }
+    let relocate = rule.dest.as_deref().map(|d| lexical(Path::new(d)));
+    let mut take = |e: &'t TreeEntry, src_prefix: &Path, dest_base: &Path| {
+        if excludes.iter().any(|x| x.matches_or_below(&e.path)) {
+            return;
+        }
+        let rel = e.path.strip_prefix(src_prefix).unwrap_or(&e.path);
+        // (`join("")` would add a trailing slash.)
+        let dest = if rel.as_os_str().is_empty() {
+            dest_base.to_path_buf()
+        } else {
+            dest_base.join(rel)
+        };
+        if dest.as_os_str().is_empty() {
+            return;
+        }
+        out.insert(
+            sort_key(&dest),
+            Picked {
+                dest,
+                entry: e,
+                rule: index,
+                owner: rule.owner,
+            },
+        );
+    };
+    if whole_tree {
+        let base = relocate.unwrap_or_default();
+        for e in tree.iter() {
+            take(e, Path::new(""), &base);
+        }
+        return Ok(());
+    }
+    let glob = is_glob(&rule.source);
+    for root in roots {
+        // A literal source is relocated as a whole (found through a parent
+        // symlink, it lands where it really is); a glob keeps the part
+        // below its literal prefix.
+        let src_prefix = if glob {
+            prefix.as_path()
+        } else {
+            root.path.as_path()
+        };
+        let dest_base = relocate.clone().unwrap_or_else(|| src_prefix.to_path_buf());
+        take(root, src_prefix, &dest_base);
+        if root.kind == EntryKind::Dir {
+            for e in tree.descendants(&root.path) {
+                take(e, src_prefix, &dest_base);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A source like `/lib/x` where `/lib` is a symlink to `usr/lib`: resolve
+/// the parent, keep the last component as it is.
+fn via_parent_symlinks<'t>(tree: &'t MergedTree, src: &Path) -> Result<Option<&'t TreeEntry>> {
+    let (Some(parent), Some(name)) = (src.parent(), src.file_name()) else {
+        return Ok(None);
+    };
+    let resolved = tree.resolve_symlinks(parent)?.join(name);
+    if resolved == src {
+        return Ok(None);
+    }
+    Ok(tree.get(&resolved))
+}

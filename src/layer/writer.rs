@@ -1,0 +1,378 @@
+//! Building layers: canonical tar -> diff_id hash -> compression -> blob
+//! digest, in one streaming pass into the layout's atomic blob writer.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, Digest};
+use serde::{Deserialize, Serialize};
+
+use super::canon::{canonicalize, dest_path, regular_paths, Body, EntryMap, OutEntry, TarWriter};
+use super::content::{with_image_contents, Contents, LocalContents};
+use super::gzip::{self, ParallelGzip};
+use super::merged::{EntryKind, MergedTree};
+use super::path::sort_key;
+use super::select::Selection;
+use crate::digest::HashingWriter;
+use crate::error::{Error, Result};
+use crate::image::ResolvedImage;
+use crate::layout::{BlobWriter, Layout};
+use crate::manifest::Compression;
+use crate::transport::ImageSource;
+
+/// Default zstd level (zstd's own default).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// How layers are written. Everything here except `threads`, `cache` and
+/// `reuse_layers` is part of the output: it goes into cache keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOptions {
+    pub compression: Compression,
+    /// Compression threads; the output does not depend on it.
+    pub threads: usize,
+    /// Clamp for every mtime, and the mtime of created parent directories.
+    pub source_date_epoch: Option<u64>,
+    /// libdeflate level, 1-12.
+    pub gzip_level: u32,
+    /// zstd level, 1-19.
+    pub zstd_level: i32,
+    /// Directory of the layer cache (`None`: no cache).
+    pub cache: Option<PathBuf>,
+    /// Reuse a source layer's blob when the selection is exactly that layer.
+    pub reuse_layers: bool,
+}
+
+impl Default for LayerOptions {
+    /// gzip, all cores, `SOURCE_DATE_EPOCH` from the environment, no cache.
+    fn default() -> Self {
+        LayerOptions {
+            compression: Compression::Gzip,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            source_date_epoch: source_date_epoch_from_env(),
+            gzip_level: gzip::DEFAULT_LEVEL,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            cache: None,
+            reuse_layers: true,
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` when it is set to an integer.
+pub fn source_date_epoch_from_env() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A layer written into a layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltLayer {
+    /// Media type (OCI, by compression), digest and size of the blob.
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Entries in the tar.
+    pub entries: u64,
+    /// A cache hit or a source layer reused as is: nothing was compressed.
+    pub reused: bool,
+    /// Regular files in the layer (relative paths; hard links excluded).
+    pub paths: Vec<PathBuf>,
+}
+
+/// A generated file for [`layer_from_entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticEntry {
+    /// Absolute or relative; normalised.
+    pub path: PathBuf,
+    pub kind: SyntheticKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntheticKind {
+    Dir,
+    File(Vec<u8>),
+    Symlink(PathBuf),
+}
+
+/// The compressor stage.
+enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(ParallelGzip<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(w: W, opts: &LayerOptions) -> io::Result<Self> {
+        Ok(match opts.compression {
+            Compression::None => Encoder::Plain(w),
+            Compression::Gzip => {
+                Encoder::Gzip(ParallelGzip::new(w, opts.gzip_level, opts.threads)?)
+            }
+            Compression::Zstd => {
+                let mut z = zstd::stream::write::Encoder::new(w, opts.zstd_level)?;
+                // zstd's output differs between single-threaded mode (0
+                // workers) and multithreaded mode, but not between worker
+                // counts >= 1: always use at least one worker.
+                z.multithread(opts.threads.clamp(1, 256) as u32)?;
+                Encoder::Zstd(z)
+            }
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Plain(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.write_all(buf),
+            Encoder::Gzip(g) => g.write_all(buf),
+            Encoder::Zstd(z) => z.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+type Stack = TarWriter<BufWriter<HashingWriter<Encoder<BlobWriter>>>>;
+
+/// Writes canonical entries as a layer blob into `out`.
+pub(crate) fn write_layer(
+    entries: &[OutEntry],
+    contents: &mut dyn Contents,
+    out: &Layout,
+    opts: &LayerOptions,
+) -> Result<BuiltLayer> {
+    let mut blob = out.blob_writer()?;
+    let temp = blob.temp_path().to_path_buf();
+    let ioe = |e: io::Error| Error::from_io(&temp, e);
+    let enc = Encoder::new(blob, opts).map_err(ioe)?;
+    let mut tar: Stack = TarWriter::new(BufWriter::with_capacity(
+        256 * 1024,
+        HashingWriter::new(enc),
+    ));
+    for e in entries {
+        tar.header(e).map_err(ioe)?;
+        if e.kind == EntryKind::File && e.size > 0 {
+            let mut counter = Counting {
+                inner: tar.inner(),
+                n: 0,
+            };
+            contents.write_body(e, &mut counter)?;
+            if counter.n != e.size {
+                return Err(Error::invalid(
+                    format!("/{}", e.path.display()),
+                    format!("wrote {} bytes for a {} byte entry", counter.n, e.size),
+                ));
+            }
+            tar.pad(e.size).map_err(ioe)?;
+        }
+    }
+    let buf = tar.finish().map_err(ioe)?;
+    let hashing = buf.into_inner().map_err(|e| ioe(e.into_error()))?;
+    let (enc, diff_id, _tar_size) = hashing.finish();
+    let blob: BlobWriter = enc.finish().map_err(ioe)?;
+    let (digest, size) = blob.finish()?;
+    Ok(BuiltLayer {
+        descriptor: Descriptor::new(opts.compression.oci_media_type(), size, digest),
+        diff_id,
+        entries: entries.len() as u64,
+        reused: false,
+        paths: regular_paths(entries),
+    })
+}
+
+struct Counting<'a, W: Write> {
+    inner: &'a mut W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.n += buf.len() as u64;
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Builds a layer from the selected parts of an image's merged tree,
+/// streaming contents out of the source layers (see `content`).
+pub fn layer_from_image(
+    src: &dyn ImageSource,
+    img: &ResolvedImage,
+    tree: &MergedTree,
+    sel: &Selection,
+    out: &Layout,
+    opts: &LayerOptions,
+) -> Result<BuiltLayer> {
+    let cache = super::cache::LayerCache::from_options(opts);
+    let key = cache
+        .as_ref()
+        .map(|_| super::cache::image_key(img, sel, opts))
+        .transpose()?;
+    if let (Some(c), Some(k)) = (&cache, &key) {
+        if let Some(hit) = c.get(k, out) {
+            return Ok(hit);
+        }
+    }
+    let picks = sel.apply(tree)?;
+    let built = match super::reuse::whole_layer(tree, sel, &picks, opts) {
+        Some(plan) => super::reuse::copy_layer(src, out, plan, opts)?,
+        None => {
+            let mut map = EntryMap::new();
+            for (k, p) in picks {
+                let e = p.entry;
+                let (kind, body, inode) = match e.kind {
+                    EntryKind::File | EntryKind::HardLink => (
+                        EntryKind::File,
+                        e.content.map(Body::Image).unwrap_or(Body::None),
+                        e.content
+                            .map(|c| (p.rule as u64, u64::from(c.layer), c.ordinal)),
+                    ),
+                    k => (k, Body::None, None),
+                };
+                let (uid, gid) = p.owner.unwrap_or((e.uid, e.gid));
+                map.insert(
+                    k,
+                    OutEntry {
+                        path: p.dest,
+                        kind,
+                        mode: e.mode,
+                        uid,
+                        gid,
+                        mtime: e.mtime,
+                        size: if kind == EntryKind::File { e.size } else { 0 },
+                        link: if kind == EntryKind::Symlink {
+                            e.link.clone()
+                        } else {
+                            None
+                        },
+                        xattrs: e.xattrs.clone(),
+                        dev: e.dev,
+                        body,
+                        inode,
+                    },
+                );
+            }
+            let entries = canonicalize(map, opts.source_date_epoch)?;
+            with_image_contents(src, tree.layers(), &entries, out.root(), |contents| {
+                write_layer(&entries, contents, out, opts)
+            })?
+        }
+    };
+    if let (Some(c), Some(k)) = (&cache, &key) {
+        c.put(k, &built);
+    }
+    Ok(built)
+}
+
+/// Builds a layer of generated files (alternatives symlinks, ld.so.conf.d
+/// snippets, dpkg state). mtimes are the epoch, or 0.
+pub fn layer_from_entries(
+    entries: Vec<SyntheticEntry>,
+    out: &Layout,
+    opts: &LayerOptions,
+) -> Result<BuiltLayer> {
+    let mtime = opts.source_date_epoch.unwrap_or(0);
+    let mut map = EntryMap::new();
+    for s in entries {
+        let path = dest_path(&s.path);
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                format!("generated entry {}", s.path.display()),
+                "is the root directory",
+            ));
+        }
+        let (kind, size, link, body) = match s.kind {
+            SyntheticKind::Dir => (EntryKind::Dir, 0, None, Body::None),
+            SyntheticKind::File(b) => (EntryKind::File, b.len() as u64, None, Body::Bytes(b)),
+            SyntheticKind::Symlink(t) => (EntryKind::Symlink, 0, Some(t), Body::None),
+        };
+        map.insert(
+            sort_key(&path),
+            OutEntry {
+                path,
+                kind,
+                mode: s.mode & 0o7777,
+                uid: s.uid,
+                gid: s.gid,
+                mtime,
+                size,
+                link,
+                xattrs: BTreeMap::new(),
+                dev: None,
+                body,
+                inode: None,
+            },
+        );
+    }
+    let entries = canonicalize(map, opts.source_date_epoch)?;
+    write_layer(&entries, &mut LocalContents, out, opts)
+}
+
+/// Builds a layer from a directory on disk: its contents land below `dest`
+/// (e.g. `/usr/local/bin`). `dest` and its parents are written as `0755
+/// root` directories (as `COPY dir/ /dest/` does); `owner` overrides the
+/// owner of everything copied.
+pub fn layer_from_dir(
+    dir: &Path,
+    dest: &str,
+    owner: Option<(u64, u64)>,
+    out: &Layout,
+    opts: &LayerOptions,
+) -> Result<BuiltLayer> {
+    let walked = super::dir::walk(dir, Path::new(dest), owner)?;
+    let cache = super::cache::LayerCache::from_options(opts);
+    let key = super::cache::dir_key(&walked.fingerprint, dest, owner, opts)?;
+    if let Some(c) = &cache {
+        if let Some(hit) = c.get(&key, out) {
+            return Ok(hit);
+        }
+    }
+    let dest_rel = dest_path(Path::new(dest));
+    let mut map = walked.entries;
+    if !dest_rel.as_os_str().is_empty() {
+        map.insert(
+            sort_key(&dest_rel),
+            OutEntry::parent_dir(dest_rel, opts.source_date_epoch),
+        );
+    }
+    let entries = canonicalize(map, opts.source_date_epoch)?;
+    let built = write_layer(&entries, &mut LocalContents, out, opts)?;
+    if let Some(c) = &cache {
+        c.put(&key, &built);
+    }
+    Ok(built)
+}
