@@ -17,6 +17,7 @@ pub mod layer;
 pub mod layout;
 pub mod manifest;
 pub mod platform;
+pub mod recipe;
 pub mod reference;
 pub mod registry;
 pub mod transport;
