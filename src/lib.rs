@@ -9,6 +9,7 @@ pub mod archive;
 pub mod atomic;
 pub mod copy;
 pub mod digest;
+pub mod elf;
 pub mod error;
 pub mod image;
 pub mod index;
