@@ -11,6 +11,7 @@ pub mod copy;
 pub mod digest;
 pub mod elf;
 pub mod error;
+pub mod guard;
 pub mod image;
 pub mod index;
 pub mod inspect;
@@ -22,6 +23,7 @@ pub mod recipe;
 pub mod reference;
 pub mod registry;
 pub mod transport;
+pub mod tree;
 pub mod unpack;
 
 pub use error::{Error, Result};
