@@ -5,6 +5,7 @@
 //! over layouts, archives and registries; everything else (copy, inspect,
 //! unpack, the layer engine, packaging) is written against them.
 
+pub mod alternatives;
 pub mod archive;
 pub mod atomic;
 pub mod copy;

@@ -285,6 +285,13 @@ impl MemTree {
         self
     }
 
+    /// Removes an entry and everything below it.
+    pub fn remove(&mut self, path: &str) {
+        let prefix = format!("{path}/");
+        self.entries
+            .retain(|p, _| p != path && !p.starts_with(&prefix));
+    }
+
     pub fn add_hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut n = Node::file(0o644, 0);
         n.kind = NodeKind::HardLink;
