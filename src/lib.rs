@@ -14,6 +14,7 @@ pub mod elf;
 pub mod error;
 pub mod guard;
 pub mod image;
+pub mod imageconfig;
 pub mod index;
 pub mod inspect;
 pub mod layer;
