@@ -460,3 +460,67 @@ fn helpers() {
     assert!(check_abs_path("/").is_ok());
     assert!(check_glob("/**/lib-dynload").is_ok());
 }
+
+#[test]
+fn shipped_recipes_load_for_every_arch() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts");
+    let mut inputs = VarInputs::default();
+    inputs.load_versions(&root.join("versions.env")).unwrap();
+    inputs
+        .run
+        .insert("CREATED".into(), "2023-11-14T22:13:20Z".into());
+    for arch in TargetArch::ALL {
+        for file in [
+            "package.toml",
+            "wrapper.toml",
+            "fixtures/package.toml",
+            "fixtures/wrapper.toml",
+        ] {
+            let r = load(&root.join(file), arch, &inputs)
+                .unwrap_or_else(|e| panic!("{file} for {arch}: {e}"));
+            assert!(!r.layers.is_empty(), "{file}");
+        }
+        let p = load(&root.join("package.toml"), arch, &inputs).unwrap();
+        assert_eq!(p.system.alternatives.len(), 8);
+        let cc = p
+            .system
+            .alternatives
+            .iter()
+            .find(|a| a.name == "cc")
+            .unwrap();
+        assert_eq!(cc.path, "/opt/gcc-16.1.0/bin/gcc");
+        assert_eq!(cc.priority, 150);
+        let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["toolchains", "sdk", "rust", "media", "ml"]);
+        let LayerSource::Image { selection, .. } = &p.layers[3].source else {
+            panic!()
+        };
+        let pruned = selection
+            .rules
+            .iter()
+            .all(|r| r.exclude.contains(&"/opt/vulkan/*/x86_64".to_string()));
+        assert_eq!(pruned, arch != TargetArch::Amd64, "{arch}");
+        assert_eq!(
+            p.config.env.set["VULKAN_SDK"],
+            format!("/opt/vulkan/1.4.321.0/{}", arch.gnu_cpu())
+        );
+        let w = load(&root.join("wrapper.toml"), arch, &inputs).unwrap();
+        assert_eq!(
+            w.config.labels["org.opencontainers.image.created"],
+            "2023-11-14T22:13:20Z"
+        );
+        assert!(matches!(w.layers[1].source, LayerSource::Dir { .. }));
+    }
+    // Without CREATED the wrapper names the line that needs it.
+    let e = load(
+        &root.join("wrapper.toml"),
+        TargetArch::Amd64,
+        &VarInputs::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("wrapper.toml:") && e.contains("${CREATED}"),
+        "{e}"
+    );
+}

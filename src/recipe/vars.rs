@@ -19,6 +19,9 @@ pub struct VarInputs {
     pub versions: BTreeMap<String, String>,
     /// From `--set K=V`.
     pub sets: BTreeMap<String, String>,
+    /// Facts of the run the command knows (e.g. `CREATED`, the image's
+    /// creation time); they behave like built-ins.
+    pub run: BTreeMap<String, String>,
 }
 
 impl VarInputs {
@@ -147,10 +150,11 @@ impl Vars {
     /// their unexpanded values; errors are `(name, message)` so the caller
     /// can point at the line.
     pub fn resolve(
-        builtins: BTreeMap<String, String>,
+        mut builtins: BTreeMap<String, String>,
         defaults: &BTreeMap<String, String>,
         inputs: &VarInputs,
     ) -> std::result::Result<Vars, (Option<String>, String)> {
+        builtins.extend(inputs.run.clone());
         for (source, map) in [("--versions", &inputs.versions), ("--set", &inputs.sets)] {
             for k in map.keys() {
                 if builtins.contains_key(k) {
