@@ -1,10 +1,14 @@
 //! Subcommands, one file each.
 
+mod build;
 mod copy;
 mod inspect;
 mod manifest;
+mod package;
 mod unpack;
+mod verify;
 mod verify_chain;
+mod wrapper;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +39,14 @@ pub enum Command {
     Manifest(manifest::Args),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
+    /// Add a cross artifact's payload, system setup and config to a base image (a recipe step).
+    Package(package::Args),
+    /// Add layers from images and directories and the final config (a recipe step).
+    Wrapper(wrapper::Args),
+    /// Run the architecture guards on any image.
+    Verify(verify::Args),
+    /// package then wrapper for every arch, then the multi-arch index.
+    Build(build::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,6 +56,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpack(a) => unpack::run(a),
         Command::Manifest(a) => manifest::run(a),
         Command::VerifyChain(a) => verify_chain::run(a),
+        Command::Package(a) => package::run(a),
+        Command::Wrapper(a) => wrapper::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Build(a) => build::run(a),
     }
 }
 

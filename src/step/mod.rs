@@ -4,7 +4,9 @@
 //! config is assembled from the base's, and the image is written and
 //! tagged last, once every guard passed.
 
+pub mod run;
 pub mod system;
+pub mod view;
 
 use std::collections::BTreeMap;
 
