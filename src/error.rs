@@ -68,6 +68,19 @@ pub enum Error {
     /// A publishing gate (completeness, coherence, freshness) refused.
     #[error("{gate} gate failed: {reason}")]
     Gate { gate: String, reason: String },
+
+    /// A recipe problem, located in its file.
+    #[error("{}:{line}:{column}: {message}", .file.display())]
+    Recipe {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    /// One or more guards failed; the report lists every offender.
+    #[error("guard failed: {0}")]
+    Guard(String),
 }
 
 fn location_suffix(location: &Option<PathBuf>) -> String {

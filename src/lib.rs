@@ -5,21 +5,28 @@
 //! over layouts, archives and registries; everything else (copy, inspect,
 //! unpack, the layer engine, packaging) is written against them.
 
+pub mod alternatives;
 pub mod archive;
 pub mod atomic;
 pub mod copy;
 pub mod digest;
+pub mod elf;
 pub mod error;
+pub mod guard;
 pub mod image;
+pub mod imageconfig;
 pub mod index;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
 pub mod manifest;
 pub mod platform;
+pub mod recipe;
 pub mod reference;
 pub mod registry;
+pub mod step;
 pub mod transport;
+pub mod tree;
 pub mod unpack;
 
 pub use error::{Error, Result};

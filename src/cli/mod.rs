@@ -1,11 +1,15 @@
 //! Subcommands, one file each.
 
 mod append;
+mod build;
 mod copy;
 mod inspect;
 mod manifest;
+mod package;
 mod unpack;
+mod verify;
 mod verify_chain;
+mod wrapper;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +42,14 @@ pub enum Command {
     VerifyChain(verify_chain::Args),
     /// Add directories as new layers on top of an image (umoci insert / crane append).
     Append(append::Args),
+    /// Add a cross artifact's payload, system setup and config to a base image (a recipe step).
+    Package(package::Args),
+    /// Add layers from images and directories and the final config (a recipe step).
+    Wrapper(wrapper::Args),
+    /// Run the architecture guards on any image.
+    Verify(verify::Args),
+    /// package then wrapper for every arch, then the multi-arch index.
+    Build(build::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +60,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifest(a) => manifest::run(a),
         Command::VerifyChain(a) => verify_chain::run(a),
         Command::Append(a) => append::run(a),
+        Command::Package(a) => package::run(a),
+        Command::Wrapper(a) => wrapper::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Build(a) => build::run(a),
     }
 }
 

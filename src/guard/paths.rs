@@ -1,0 +1,151 @@
+//! Path guards: no dangling symlinks in configured trees ("Fix 3":
+//! Python's `lib-dynload`), required paths present, and the config's
+//! platform matching the target.
+
+use globset::GlobBuilder;
+use serde_json::Value;
+
+use super::GuardOutcome;
+use crate::error::{Error, Result};
+use crate::platform::TargetArch;
+use crate::tree::{ImageTree, NodeKind};
+
+/// Every symlink below a directory matching one of `trees` must resolve
+/// inside the image (`find -xtype l` in a chroot, statically).
+pub fn dangling_symlinks(tree: &dyn ImageTree, trees: &[String]) -> Result<GuardOutcome> {
+    let mut out = GuardOutcome::new("symlinks");
+    let mut matchers = Vec::new();
+    for t in trees {
+        let g = GlobBuilder::new(t)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::invalid(format!("symlink guard tree {t}"), e.to_string()))?;
+        matchers.push(g.compile_matcher());
+    }
+    let paths = tree.paths();
+    let roots: Vec<&String> = paths
+        .iter()
+        .filter(|p| matchers.iter().any(|m| m.is_match(p.as_str())))
+        .filter(|p| tree.node(p).is_some_and(|n| n.kind == NodeKind::Dir))
+        .collect();
+    for root in &roots {
+        out.checked += 1;
+        let prefix = format!("{root}/");
+        for p in paths.iter().filter(|p| p.starts_with(&prefix)) {
+            let Some(node) = tree.node(p) else { continue };
+            if node.kind != NodeKind::Symlink {
+                continue;
+            }
+            if let Err(e) = tree.resolve(p) {
+                out.offend(
+                    p.as_str(),
+                    format!("-> {}: {e}", node.link.unwrap_or_default()),
+                );
+            }
+        }
+    }
+    out.notes.push(format!(
+        "{} tree(s) matched {}",
+        roots.len(),
+        trees.join(", ")
+    ));
+    Ok(out)
+}
+
+/// Each path must exist (through symlinks, inside the image).
+pub fn required(tree: &dyn ImageTree, paths: &[String]) -> GuardOutcome {
+    let mut out = GuardOutcome::new("required");
+    for p in paths {
+        out.checked += 1;
+        if let Err(e) = tree.resolve(p) {
+            out.offend(p.as_str(), format!("required path missing: {e}"));
+        }
+    }
+    out
+}
+
+/// The config's `os`/`architecture`/`variant` must be the target's.
+pub fn platform(config: &Value, arch: TargetArch) -> GuardOutcome {
+    let mut out = GuardOutcome::new("platform");
+    out.checked = 1;
+    let get = |k: &str| config.get(k).and_then(Value::as_str);
+    let os = get("os").unwrap_or("");
+    let a = get("architecture").unwrap_or("");
+    let variant = get("variant");
+    let mut bad = Vec::new();
+    if os != "linux" {
+        bad.push(format!("os {os:?} (expected \"linux\")"));
+    }
+    if a != arch.oci_name() {
+        bad.push(format!(
+            "architecture {a:?} (expected {:?})",
+            arch.oci_name()
+        ));
+    }
+    let variant_ok = matches!((arch, variant), (_, None) | (TargetArch::Arm64, Some("v8")));
+    if !variant_ok {
+        bad.push(format!("variant {variant:?}"));
+    }
+    if !bad.is_empty() {
+        out.offend("config", bad.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::DEFAULT_SYMLINK_TREES;
+    use crate::tree::MemTree;
+    use serde_json::json;
+
+    #[test]
+    fn dangling_links_in_lib_dynload() {
+        let mut t = MemTree::new("t");
+        t.add_file("/usr/local/lib/python3.14/lib-dynload/_struct.so", b"x")
+            .add_symlink("/usr/local/lib/python3.14/lib-dynload/ok.so", "_struct.so")
+            .add_symlink(
+                "/usr/local/lib/python3.14/lib-dynload/bad.so",
+                "/build/host/path/bad.so",
+            )
+            .add_symlink("/opt/venv/bin/python", "python3.14");
+        let trees: Vec<String> = DEFAULT_SYMLINK_TREES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = dangling_symlinks(&t, &trees).unwrap();
+        assert_eq!(out.checked, 1);
+        assert_eq!(out.offenders.len(), 1, "{:?}", out.offenders);
+        assert_eq!(
+            out.offenders[0].path,
+            "/usr/local/lib/python3.14/lib-dynload/bad.so"
+        );
+        assert!(out.offenders[0].found.contains("/build/host/path/bad.so"));
+        // /opt/venv is not a configured tree; with it, its dangling link counts.
+        let out = dangling_symlinks(&t, &["/opt/venv".to_string()]).unwrap();
+        assert_eq!(out.offenders.len(), 1);
+        assert_eq!(out.offenders[0].path, "/opt/venv/bin/python");
+    }
+
+    #[test]
+    fn required_paths() {
+        let mut t = MemTree::new("t");
+        t.add_file("/opt/x", b"1")
+            .add_symlink("/usr/bin/cc", "/nope");
+        let out = required(&t, &["/opt/x".into(), "/usr/bin/cc".into(), "/y".into()]);
+        assert_eq!(out.offenders.len(), 2);
+        assert_eq!(out.checked, 3);
+    }
+
+    #[test]
+    fn platform_matches() {
+        let c = json!({"os": "linux", "architecture": "arm64", "variant": "v8"});
+        assert!(platform(&c, TargetArch::Arm64).passed());
+        assert!(!platform(&c, TargetArch::Amd64).passed());
+        let c = json!({"os": "linux", "architecture": "riscv64"});
+        assert!(platform(&c, TargetArch::Riscv64).passed());
+        let c = json!({"os": "linux", "architecture": "amd64", "variant": "v3"});
+        let out = platform(&c, TargetArch::Amd64);
+        assert!(out.offenders[0].found.contains("variant"));
+    }
+}

@@ -1,0 +1,344 @@
+//! Running a step: resolve, plan, guard, then write. Nothing is written
+//! before every guard passed (or is waived); the tag is set last.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::image::Descriptor;
+
+use super::view::{dir_tree, MergedImage, Selected};
+use super::{
+    annotations, copy_base_layers, created, derive_run_id, final_config, resolve_input, system,
+    write_image, AddedLayer, StepReport,
+};
+use crate::digest::sha256;
+use crate::error::{Error, Result};
+use crate::guard::{self, GuardInput};
+use crate::image::{resolve_image, ResolvedImage};
+use crate::imageconfig::{self, Provenance};
+use crate::layer::{
+    layer_from_dir, layer_from_entries, layer_from_image, LayerOptions, MergedTree, SyntheticEntry,
+    SyntheticKind,
+};
+use crate::layout::Layout;
+use crate::platform::{PlatformSpec, TargetArch};
+use crate::recipe::{self, LayerSource, Recipe, RecipeKind, VarInputs};
+use crate::reference::{Reference, Selector};
+use crate::transport::{open_source, ImageSource};
+use crate::tree::{ImageTree, MemTree, Stack};
+
+/// Everything a `package` or `wrapper` run needs.
+pub struct StepRequest {
+    pub kind: RecipeKind,
+    pub arch: TargetArch,
+    pub recipe: PathBuf,
+    pub vars: VarInputs,
+    pub base: Reference,
+    /// Input name -> reference (`--artifact` is `artifact`).
+    pub inputs: BTreeMap<String, Reference>,
+    /// An OCI layout with a tag.
+    pub out: Reference,
+    pub run_id: Option<String>,
+    /// Guard -> reason, from the command line.
+    pub waivers: BTreeMap<String, String>,
+    pub layer_options: LayerOptions,
+}
+
+struct Input {
+    reference: Reference,
+    src: Box<dyn ImageSource>,
+    img: ResolvedImage,
+    tree: MergedTree,
+}
+
+fn to_engine_selection(s: &recipe::Selection) -> crate::layer::Selection {
+    crate::layer::Selection::new(
+        s.rules
+            .iter()
+            .map(|r| crate::layer::SelectRule {
+                source: r.source.clone(),
+                dest: r.dest.clone(),
+                optional: r.optional,
+                exclude: r.exclude.clone(),
+                owner: r.owner,
+            })
+            .collect(),
+    )
+}
+
+/// The output layout and tag of `--out`.
+pub fn out_layout(out: &Reference) -> Result<(PathBuf, String)> {
+    match out {
+        Reference::Layout {
+            path,
+            selector: Some(Selector::Tag(t)),
+        } => Ok((path.clone(), t.clone())),
+        other => Err(Error::invalid(
+            format!("--out {other}"),
+            "expected an OCI layout with a tag, e.g. oci:out/runtime:package-arm64",
+        )),
+    }
+}
+
+/// Runs a step end to end.
+pub fn run_step(req: &StepRequest) -> Result<StepReport> {
+    let (out_dir, tag) = out_layout(&req.out)?;
+    let base_src = open_source(&req.base)?;
+    let base = resolve_image(base_src.as_ref(), Some(&PlatformSpec::linux(req.arch)))?;
+    let created = created(req.layer_options.source_date_epoch, &base.config_json);
+    let mut vars = req.vars.clone();
+    vars.run.insert("CREATED".into(), created.clone());
+    let recipe = recipe::load(&req.recipe, req.arch, &vars)?;
+    if recipe.kind != req.kind {
+        return Err(Error::invalid(
+            req.recipe.display().to_string(),
+            format!("is a {:?} recipe, not {:?}", recipe.kind, req.kind),
+        ));
+    }
+
+    // Inputs, and their merged trees (metadata only).
+    let mut inputs: BTreeMap<String, Input> = BTreeMap::new();
+    for (name, decl) in &recipe.inputs {
+        let reference = match (req.inputs.get(name), &decl.reference) {
+            (Some(r), _) => r.clone(),
+            (None, Some(r)) => r.parse()?,
+            (None, None) => {
+                return Err(Error::invalid(
+                    format!("input {name}"),
+                    format!("no reference: give --input {name}=REF"),
+                ))
+            }
+        };
+        let src = open_source(&reference)?;
+        let img = resolve_input(src.as_ref(), decl.platform, req.arch, recipe.build_arch)?;
+        let tree = MergedTree::load(src.as_ref(), &img)?;
+        inputs.insert(
+            name.clone(),
+            Input {
+                reference,
+                src,
+                img,
+                tree,
+            },
+        );
+    }
+    for name in req.inputs.keys() {
+        if !recipe.inputs.contains_key(name) {
+            return Err(Error::invalid(
+                format!("input {name}"),
+                format!("the recipe {} declares no such input", req.recipe.display()),
+            ));
+        }
+    }
+    let base_tree = MergedTree::load(base_src.as_ref(), &base)?;
+    let base_view = MergedImage::new(req.base.to_string(), &base_tree, base_src.as_ref());
+
+    // Plan every layer as a view: what lands where.
+    enum Planned {
+        Image(Selected, crate::layer::Selection),
+        Dir(MemTree),
+    }
+    let mut planned = Vec::new();
+    for l in &recipe.layers {
+        planned.push(match &l.source {
+            LayerSource::Image { input, selection } => {
+                let i = &inputs[input];
+                let sel = to_engine_selection(selection);
+                let picks = sel.apply(&i.tree)?;
+                let view = Selected::new(
+                    format!("{} layer from {}", l.name, i.reference),
+                    &picks,
+                    &i.tree,
+                    i.src.as_ref(),
+                )?;
+                Planned::Image(view, sel)
+            }
+            LayerSource::Dir { dir, dest, owner } => Planned::Dir(dir_tree(dir, dest, *owner)?),
+        });
+    }
+    let mut below: Vec<&dyn ImageTree> = vec![&base_view];
+    for p in &planned {
+        below.push(match p {
+            Planned::Image(v, _) => v,
+            Planned::Dir(t) => t,
+        });
+    }
+    let sys = system::plan(
+        &recipe.system,
+        &Stack {
+            layers: below.clone(),
+        },
+    )?;
+    let mut all = below.clone();
+    all.push(&sys.tree);
+    let final_view = Stack { layers: all };
+
+    // Guards, on the image as it will be, before anything is written.
+    let mut added: Vec<String> = Vec::new();
+    for p in &planned {
+        match p {
+            Planned::Image(v, _) => added.extend(v.regular_paths()),
+            Planned::Dir(t) => added.extend(t.paths()),
+        }
+    }
+    added.extend(sys.entries.iter().map(|g| g.path.clone()));
+    let mut preview = base.config_json.clone();
+    imageconfig::set_platform(&mut preview, req.arch)?;
+    imageconfig::apply_edit(&mut preview, &recipe.config)?;
+    let report = guard::run_all(&GuardInput {
+        tree: &final_view,
+        arch: req.arch,
+        settings: &recipe.guards,
+        added: Some(&added),
+        config: Some(&preview),
+        extra_waivers: &req.waivers,
+    })?
+    .check()?;
+
+    // Write: base layers as they are, then the new ones.
+    let out = Layout::open_or_create(&out_dir)?;
+    copy_base_layers(base_src.as_ref(), &base, &out)?;
+    let opts = &req.layer_options;
+    let mut added_layers = Vec::new();
+    for (l, p) in recipe.layers.iter().zip(&planned) {
+        let built = match (&l.source, p) {
+            (LayerSource::Image { input, .. }, Planned::Image(_, sel)) => {
+                let i = &inputs[input];
+                layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, &out, opts)?
+            }
+            (LayerSource::Dir { dir, dest, owner }, _) => {
+                layer_from_dir(dir, dest, *owner, &out, opts)?
+            }
+            _ => return Err(Error::invalid("layer plan", "source mismatch")),
+        };
+        added_layers.push(AddedLayer {
+            name: l.name.clone(),
+            descriptor: built.descriptor,
+            diff_id: built.diff_id.to_string(),
+            entries: built.entries,
+            reused: built.reused,
+        });
+    }
+    if !sys.is_empty() {
+        let entries = sys
+            .entries
+            .iter()
+            .map(|g| SyntheticEntry {
+                path: PathBuf::from(&g.path),
+                kind: match &g.kind {
+                    system::GenKind::Dir => SyntheticKind::Dir,
+                    system::GenKind::File(b) => SyntheticKind::File(b.clone()),
+                    system::GenKind::Symlink(t) => SyntheticKind::Symlink(PathBuf::from(t)),
+                },
+                mode: g.mode,
+                uid: g.uid,
+                gid: g.gid,
+            })
+            .collect();
+        let built = layer_from_entries(entries, &out, opts)?;
+        added_layers.push(AddedLayer {
+            name: "system".into(),
+            descriptor: built.descriptor,
+            diff_id: built.diff_id.to_string(),
+            entries: built.entries,
+            reused: built.reused,
+        });
+    }
+
+    // Config, manifest, tag.
+    let base_digest = base.descriptor.digest().to_string();
+    let run_id = match &req.run_id {
+        Some(r) => r.clone(),
+        None => {
+            let recipe_bytes = std::fs::read(&req.recipe).map_err(|e| Error::io(&req.recipe, e))?;
+            let recipe_hash = sha256(&recipe_bytes).to_string();
+            let mut parts = vec![base_digest.clone(), recipe_hash, req.arch.to_string()];
+            parts.extend(
+                inputs
+                    .values()
+                    .map(|i| i.img.descriptor.digest().to_string()),
+            );
+            parts.extend(added_layers.iter().map(|l| l.diff_id.clone()));
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            derive_run_id(&refs)
+        }
+    };
+    let provenance = Provenance {
+        run_id: run_id.clone(),
+        parent_digest: base_digest.clone(),
+        parent_stage: recipe.parent_stage.clone(),
+    };
+    let config = final_config(
+        &base,
+        &recipe,
+        &added_layers,
+        &provenance,
+        report.waiver_label().as_deref(),
+        &created,
+    )?;
+    let mut layers: Vec<Descriptor> = base.layers().to_vec();
+    layers.extend(added_layers.iter().map(|l| l.descriptor.clone()));
+    let ann = annotations(&recipe, &req.base.to_string(), &base_digest);
+    let (desc, manifest) = write_image(&out, &config, layers, ann, req.arch)?;
+    out.set_tags(&[(tag.clone(), desc.clone())])?;
+
+    let pin = format!("oci:{}@{}", out_dir.display(), desc.digest());
+    Ok(StepReport {
+        step: format!("{:?}", recipe.kind).to_lowercase(),
+        arch: req.arch,
+        reference: req.out.to_string(),
+        digest: desc.digest().to_string(),
+        size: desc.size(),
+        pin,
+        config_digest: manifest.config().digest().to_string(),
+        base: req.base.to_string(),
+        base_digest,
+        run_id,
+        base_layers: base.layers().to_vec(),
+        added_layers,
+        guards: report,
+        warnings: sys.warnings,
+    })
+}
+
+/// Runs the guards on any image: every ELF file of the image is judged
+/// (there is no "added by this step" here), plus the recipe's settings
+/// when one is given.
+pub fn verify(
+    reference: &Reference,
+    arch: TargetArch,
+    recipe: Option<&Recipe>,
+    waivers: &BTreeMap<String, String>,
+) -> Result<guard::GuardReport> {
+    let src = open_source(reference)?;
+    // A single image is judged whatever its config says (the platform guard
+    // reports a mismatch); from an index, the target's entry.
+    let img = resolve_input(src.as_ref(), crate::recipe::InputPlatform::Any, arch, arch)?;
+    let tree = MergedTree::load(src.as_ref(), &img)?;
+    let view = MergedImage::new(reference.to_string(), &tree, src.as_ref());
+    let paths = view.all_paths();
+    view.prefetch(&paths)?;
+    let default_settings;
+    let settings = match recipe {
+        Some(r) => &r.guards,
+        None => {
+            default_settings = crate::recipe::GuardSettings {
+                compiler_links: vec!["/usr/bin/cc".into()],
+                symlink_trees: crate::recipe::DEFAULT_SYMLINK_TREES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ..Default::default()
+            };
+            &default_settings
+        }
+    };
+    guard::run_all(&GuardInput {
+        tree: &view,
+        arch,
+        settings,
+        added: None,
+        config: Some(&img.config_json),
+        extra_waivers: waivers,
+    })
+}

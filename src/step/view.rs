@@ -1,0 +1,238 @@
+//! [`ImageTree`] views for the guards and the alternatives: an image's
+//! merged tree, a selection from one (the payload as it will land), and a
+//! repository directory. File heads are read in one pass per layer and
+//! cached, never file by file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::elf::HEADER_LEN;
+use crate::error::{Error, Result};
+use crate::layer::select::Picks;
+use crate::layer::{EntryKind, MergedTree, TreeEntry};
+use crate::transport::ImageSource;
+use crate::tree::{ImageTree, MemTree, Node, NodeKind};
+
+fn kind(k: EntryKind) -> NodeKind {
+    match k {
+        EntryKind::File => NodeKind::File,
+        EntryKind::Dir => NodeKind::Dir,
+        EntryKind::Symlink => NodeKind::Symlink,
+        EntryKind::HardLink => NodeKind::HardLink,
+        EntryKind::Char => NodeKind::Char,
+        EntryKind::Block => NodeKind::Block,
+        EntryKind::Fifo => NodeKind::Fifo,
+    }
+}
+
+fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
+    let (uid, gid) = owner.unwrap_or((e.uid, e.gid));
+    Node {
+        // A hard link's bytes are its target's; for the guards it is a file.
+        kind: if e.kind == EntryKind::HardLink {
+            NodeKind::File
+        } else {
+            kind(e.kind)
+        },
+        mode: e.mode,
+        uid,
+        gid,
+        size: e.size,
+        link: match e.kind {
+            EntryKind::Symlink => e.link.as_ref().map(|l| l.display().to_string()),
+            _ => None,
+        },
+    }
+}
+
+fn abs(p: &Path) -> String {
+    format!("/{}", p.display())
+}
+
+/// An image's merged tree.
+pub struct MergedImage<'a> {
+    pub name: String,
+    pub tree: &'a MergedTree,
+    pub src: &'a dyn ImageSource,
+    heads: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl<'a> MergedImage<'a> {
+    pub fn new(name: String, tree: &'a MergedTree, src: &'a dyn ImageSource) -> Self {
+        MergedImage {
+            name,
+            tree,
+            src,
+            heads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads the first [`HEADER_LEN`] bytes of every regular file among
+    /// `paths` (absolute), one pass per layer.
+    pub fn prefetch(&self, paths: &[String]) -> Result<()> {
+        let wanted: Vec<&String> = paths
+            .iter()
+            .filter(|p| {
+                self.tree
+                    .get(Path::new(p))
+                    .is_some_and(TreeEntry::is_regular)
+            })
+            .collect();
+        let rels: Vec<&Path> = wanted.iter().map(|p| Path::new(p.as_str())).collect();
+        let heads = self.tree.read_files(self.src, &rels, HEADER_LEN as u64)?;
+        let mut cache = self
+            .heads
+            .lock()
+            .map_err(|_| Error::invalid("cache", "poisoned"))?;
+        for (p, h) in wanted.into_iter().zip(heads) {
+            cache.insert(p.clone(), h);
+        }
+        Ok(())
+    }
+
+    /// Every path (absolute).
+    pub fn all_paths(&self) -> Vec<String> {
+        self.tree.iter().map(|e| abs(&e.path)).collect()
+    }
+}
+
+impl ImageTree for MergedImage<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn node(&self, path: &str) -> Option<Node> {
+        if path == "/" {
+            return Some(Node::dir(0o755));
+        }
+        self.tree.get(Path::new(path)).map(|e| node_of(e, None))
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.all_paths()
+    }
+
+    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+        if len <= HEADER_LEN {
+            if let Ok(cache) = self.heads.lock() {
+                if let Some(h) = cache.get(path) {
+                    return Ok(h[..len.min(h.len())].to_vec());
+                }
+            }
+        }
+        self.tree.read_file(self.src, Path::new(path), len as u64)
+    }
+}
+
+/// What a selection puts in the new layer, at its destination paths.
+pub struct Selected {
+    pub name: String,
+    nodes: std::collections::BTreeMap<String, Node>,
+    heads: HashMap<String, Vec<u8>>,
+}
+
+impl Selected {
+    /// Reads the heads of every selected regular file (one pass per source
+    /// layer) so the ELF guard can judge the payload before it is written.
+    pub fn new(
+        name: String,
+        picks: &Picks<'_>,
+        tree: &MergedTree,
+        src: &dyn ImageSource,
+    ) -> Result<Self> {
+        let mut nodes = std::collections::BTreeMap::new();
+        let mut regular: Vec<(String, &Path)> = Vec::new();
+        for p in picks.values() {
+            let dest = abs(&p.dest);
+            nodes.insert(dest.clone(), node_of(p.entry, p.owner));
+            if p.entry.is_regular() {
+                regular.push((dest, p.entry.path.as_path()));
+            }
+        }
+        // The layer writer adds missing parent directories; so does the view.
+        let dests: Vec<String> = nodes.keys().cloned().collect();
+        for d in dests {
+            let mut p = crate::tree::parent(&d);
+            while p != "/" && !nodes.contains_key(p) {
+                nodes.insert(p.to_string(), Node::dir(0o755));
+                p = crate::tree::parent(p);
+            }
+        }
+        let rels: Vec<&Path> = regular.iter().map(|(_, s)| *s).collect();
+        let heads_v = tree.read_files(src, &rels, HEADER_LEN as u64)?;
+        let heads = regular.into_iter().map(|(d, _)| d).zip(heads_v).collect();
+        Ok(Selected { name, nodes, heads })
+    }
+
+    pub fn regular_paths(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.kind == NodeKind::File)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+impl ImageTree for Selected {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn node(&self, path: &str) -> Option<Node> {
+        self.nodes.get(path).cloned()
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+        self.heads
+            .get(path)
+            .map(|h| h[..len.min(h.len())].to_vec())
+            .ok_or_else(|| Error::not_found(format!("regular file {path}"), self.name.clone()))
+    }
+}
+
+/// A repository directory placed at `dest`, for the guards (small trees:
+/// scripts, config files).
+pub fn dir_tree(dir: &Path, dest: &str, owner: Option<(u64, u64)>) -> Result<MemTree> {
+    use std::os::unix::fs::MetadataExt;
+    let mut t = MemTree::new(format!("{} -> {dest}", dir.display()));
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.map_err(|e| Error::io(dir, e.into()))?;
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+        let path = if rel.as_os_str().is_empty() {
+            dest.to_string()
+        } else if dest == "/" {
+            format!("/{}", rel.display())
+        } else {
+            format!("{dest}/{}", rel.display())
+        };
+        let md = e
+            .path()
+            .symlink_metadata()
+            .map_err(|err| Error::io(e.path(), err))?;
+        let (uid, gid) = owner.unwrap_or((u64::from(md.uid()), u64::from(md.gid())));
+        let mode = md.mode() & 0o7777;
+        let ft = md.file_type();
+        let (node, content) = if ft.is_symlink() {
+            let target = std::fs::read_link(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            (Node::symlink(&target.display().to_string()), Vec::new())
+        } else if ft.is_dir() {
+            (Node::dir(mode), Vec::new())
+        } else {
+            let mut f = std::fs::File::open(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            let mut head = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut f, HEADER_LEN as u64),
+                &mut head,
+            )
+            .map_err(|err| Error::io(e.path(), err))?;
+            (Node::file(mode, md.len()), head)
+        };
+        t.insert(&path, Node { uid, gid, ..node }, content);
+    }
+    Ok(t)
+}
