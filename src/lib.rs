@@ -24,6 +24,7 @@ pub mod platform;
 pub mod recipe;
 pub mod reference;
 pub mod registry;
+pub mod smoke;
 pub mod step;
 pub mod transport;
 pub mod tree;

@@ -2,10 +2,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use ocipack::image::resolve_image;
+use ocipack::platform::PlatformSpec;
 use ocipack::platform::TargetArch;
 use ocipack::recipe::VarInputs;
 use ocipack::reference::Reference;
+use ocipack::smoke::SmokeReport;
 use ocipack::step::run::verify;
+use ocipack::transport::open_source;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +27,14 @@ pub struct Args {
     pub sets: Vec<String>,
     #[arg(long)]
     pub versions: Option<PathBuf>,
+    /// Also run the image's own compiler under qemu-user (`cc -dumpmachine`
+    /// and a compile-to-object smoke); skipped with a message when
+    /// qemu-user-static is not installed.
+    #[arg(long)]
+    pub exec_smoke: bool,
+    /// The compiler the exec smoke runs (a path inside the image).
+    #[arg(long, default_value = "/usr/bin/cc", requires = "exec_smoke")]
+    pub compiler: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -48,13 +60,47 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let report = verify(&a.reference, a.arch, recipe.as_ref(), &BTreeMap::new())
         .with_context(|| format!("verifying {}", a.reference))?;
+    let smoke = if a.exec_smoke {
+        Some(exec_smoke(&a)?)
+    } else {
+        None
+    };
     if a.json {
-        super::print_json(&report)?;
+        super::print_json(&serde_json::json!({ "guards": report, "exec_smoke": smoke }))?;
     } else {
         print!("{}", report.summary());
+        match &smoke {
+            Some(SmokeReport::Passed {
+                compiler,
+                dumpmachine,
+                object,
+            }) => {
+                println!("exec smoke passed: {compiler} -dumpmachine = {dumpmachine}; object is {object}")
+            }
+            Some(SmokeReport::Failed { reason, .. }) => println!("exec smoke FAILED: {reason}"),
+            Some(SmokeReport::Skipped { reason }) => println!("exec smoke skipped: {reason}"),
+            None => {}
+        }
     }
-    if !report.ok() {
+    if !report.ok() || smoke.as_ref().is_some_and(SmokeReport::failed) {
         anyhow::bail!("{} is not a valid {} image", a.reference, a.arch);
     }
     Ok(())
+}
+
+fn exec_smoke(a: &Args) -> anyhow::Result<SmokeReport> {
+    let src = open_source(&a.reference)?;
+    let root = src.resolve()?;
+    let want = if src.read_manifest(&root)?.kind().is_index() {
+        Some(PlatformSpec::linux(a.arch))
+    } else {
+        None
+    };
+    let img = resolve_image(src.as_ref(), want.as_ref())?;
+    Ok(ocipack::smoke::exec_smoke(
+        src.as_ref(),
+        &img,
+        a.arch,
+        &a.compiler,
+    )?)
 }

@@ -115,12 +115,46 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         ])
     }
 
-    /// Runs a container from `image` to completion; returns its output.
-    pub fn run(&self, image: &str, id: &str, cmd: &[&str]) -> Output {
-        let mut args = vec!["run", "--rm", image, id];
+    /// Runs a container from `image` to completion (stdin closed, so an
+    /// interactive default command exits) and returns its exit status and
+    /// combined stdout+stderr. `ctr run` does not forward EOF from a closed
+    /// stdin, so the output goes through `--log-uri file://` instead.
+    pub fn run(&self, image: &str, id: &str, cmd: &[&str]) -> RunOutput {
+        let log = self.dir.path().join(format!("{id}.log"));
+        let uri = format!("file://{}", log.display());
+        // runc keeps state in a global root by default; ours stays private.
+        let runc_root = self.dir.path().join("runc").display().to_string();
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--runc-root",
+            &runc_root,
+            "--log-uri",
+            &uri,
+            image,
+            id,
+        ];
         args.extend_from_slice(cmd);
-        self.ctr(&args)
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ctr");
+        let mut output = std::fs::read_to_string(&log).unwrap_or_default();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        RunOutput {
+            success: out.status.success(),
+            output,
+        }
     }
+}
+
+/// What a container printed and whether it exited 0.
+pub struct RunOutput {
+    pub success: bool,
+    pub output: String,
 }
 
 impl Drop for Containerd {
