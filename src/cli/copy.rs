@@ -54,6 +54,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .registry
         .open_source(&a.source, &progress)
         .with_context(|| format!("opening {}", a.source))?;
+    // Resolve before creating anything at the destination, so a missing
+    // tag leaves no empty layout behind.
+    src.resolve()
+        .with_context(|| format!("resolving {}", a.source))?;
     let (dst, log) = a
         .registry
         .open_sink(&a.destination, &a.source, &progress)

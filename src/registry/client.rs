@@ -104,6 +104,8 @@ struct Inner {
     http: reqwest::Client,
     creds: Option<Credentials>,
     base: OnceCell<Url>,
+    /// Set when pinging exhausted its budget: the registry is unreachable.
+    unreachable: Mutex<Option<String>>,
     challenge: Mutex<Option<Challenge>>,
     scopes: Mutex<Vec<String>>,
     tokens: TokenCache,
@@ -142,6 +144,7 @@ impl RegistryClient {
                 http,
                 creds,
                 base: OnceCell::new(),
+                unreachable: Mutex::new(None),
                 challenge: Mutex::new(None),
                 scopes: Mutex::new(scopes),
                 tokens: TokenCache::default(),
@@ -194,12 +197,38 @@ impl RegistryClient {
         })
     }
 
+    /// The registry's base URL, found by pinging it on first use (with its
+    /// own retry budget).
     async fn base(&self) -> std::result::Result<Url, Failure> {
-        self.inner
+        let unreachable = || self.inner.unreachable.lock().ok().and_then(|u| u.clone());
+        if let Some(msg) = unreachable() {
+            return Err(Failure::Fatal(Error::Unsupported(msg)));
+        }
+        let r = self
+            .inner
             .base
-            .get_or_try_init(|| self.ping())
-            .await
-            .cloned()
+            .get_or_try_init(|| async {
+                // Callers that waited on a ping that failed do not ping again.
+                if let Some(msg) = unreachable() {
+                    return Err(Error::Unsupported(msg));
+                }
+                let mut backoff = self.backoff("connecting (GET /v2/)");
+                loop {
+                    match self.ping().await {
+                        Ok(u) => return Ok(u),
+                        Err(f) => {
+                            if let Err(e) = backoff.fail(f).await {
+                                if let Ok(mut u) = self.inner.unreachable.lock() {
+                                    *u = Some(e.to_string());
+                                }
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+        r.cloned().map_err(Failure::Fatal)
     }
 
     /// Finds the scheme (HTTPS; plain HTTP only for loopback hosts or with
@@ -257,14 +286,21 @@ impl RegistryClient {
                 Ok(r) => {
                     transient = is_transient_status(r.status());
                     retry_after_hint = retry_after(r.headers());
-                    last = format!("GET {url} answered {}", r.status());
+                    if !last.is_empty() {
+                        last.push_str("; ");
+                    }
+                    last.push_str(&format!("GET {url} answered {}", r.status()));
                 }
                 Err(e) => {
                     transient = true;
-                    last = match classify(&e) {
+                    let reason = match classify(&e) {
                         Failure::Transient { reason, .. } => reason,
                         Failure::Fatal(e) => e.to_string(),
                     };
+                    if !last.is_empty() {
+                        last.push_str("; ");
+                    }
+                    last.push_str(&reason);
                 }
             }
         }
@@ -376,7 +412,7 @@ impl RegistryClient {
                     renewed = true;
                     continue;
                 }
-                return Err(Failure::Fatal(self.auth_error(resp).await));
+                return Err(Failure::Fatal(self.auth_error(&req.method, resp).await));
             }
             if is_transient_status(status) {
                 let ra = retry_after(resp.headers());
@@ -410,13 +446,13 @@ impl RegistryClient {
         bearer
     }
 
-    async fn auth_error(&self, resp: Response) -> Error {
+    async fn auth_error(&self, method: &Method, resp: Response) -> Error {
         let hint = if self.inner.creds.is_some() {
             "credentials rejected"
         } else {
             "no credentials found: pass --creds USER:PASS, set $REGISTRY_AUTH_FILE, or log in with docker/podman"
         };
-        let what = format!("{} {}", "request", resp.url().path());
+        let what = format!("{method} {}", resp.url().path());
         Error::Auth {
             registry: self.inner.registry.clone(),
             reason: format!("{what} answered {} ({hint})", describe(resp).await),

@@ -21,6 +21,9 @@ pub struct RegistrySource {
     reference: RegistryRef,
     /// Manifests already fetched (resolve fetches the root once).
     manifests: Mutex<HashMap<String, RawManifest>>,
+    /// What the reference resolved to (a tag is resolved once per run, so
+    /// every step sees the same image even if the tag moves meanwhile).
+    resolved: Mutex<Option<Descriptor>>,
     opts: RegistryOptions,
 }
 
@@ -31,6 +34,7 @@ impl RegistrySource {
             client: RegistryClient::new(&reference.host, scopes, opts)?,
             reference: reference.clone(),
             manifests: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(None),
             opts: opts.clone(),
         })
     }
@@ -52,6 +56,9 @@ impl ImageSource for RegistrySource {
     }
 
     fn resolve(&self) -> Result<Descriptor> {
+        if let Some(d) = self.resolved.lock().ok().and_then(|r| r.clone()) {
+            return Ok(d);
+        }
         let reference = match self.reference.selector() {
             Selector::Digest(d) => d.to_string(),
             Selector::Tag(t) => t,
@@ -62,7 +69,11 @@ impl ImageSource for RegistrySource {
             &reference,
         ))??;
         self.remember(&raw);
-        Ok(raw.descriptor())
+        let d = raw.descriptor();
+        if let Ok(mut r) = self.resolved.lock() {
+            *r = Some(d.clone());
+        }
+        Ok(d)
     }
 
     fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
