@@ -109,6 +109,9 @@ struct Inner {
     challenge: Mutex<Option<Challenge>>,
     scopes: Mutex<Vec<String>>,
     tokens: TokenCache,
+    /// One token fetch at a time: parallel requests wait for it and then
+    /// find the token in the cache.
+    token_lock: tokio::sync::Mutex<()>,
 }
 
 /// A client for one registry host, cheap to clone.
@@ -148,6 +151,7 @@ impl RegistryClient {
                 challenge: Mutex::new(None),
                 scopes: Mutex::new(scopes),
                 tokens: TokenCache::default(),
+                token_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -331,6 +335,7 @@ impl RegistryClient {
                     .lock()
                     .map(|s| s.clone())
                     .unwrap_or_default();
+                let _one = self.inner.token_lock.lock().await;
                 let token = bearer_token(
                     &self.inner.tokens,
                     TokenRequest {
@@ -388,7 +393,10 @@ impl RegistryClient {
     /// with fresh credentials); transient failures are reported as such and
     /// every other answer is returned for the caller to interpret.
     pub(crate) async fn send_once(&self, req: &Req) -> std::result::Result<Response, Failure> {
-        self.base().await?;
+        let base = self.base().await?;
+        // Credentials go to the registry only, never to another host an
+        // upload location points at.
+        let same_origin = req.url.origin() == base.origin();
         let mut renewed = false;
         loop {
             let mut rb = self
@@ -396,8 +404,10 @@ impl RegistryClient {
                 .http
                 .request(req.method.clone(), req.url.clone())
                 .headers(req.headers.clone());
-            if let Some(a) = self.authorization().await? {
-                rb = rb.header(AUTHORIZATION, a);
+            if same_origin {
+                if let Some(a) = self.authorization().await? {
+                    rb = rb.header(AUTHORIZATION, a);
+                }
             }
             if let Some(b) = &req.body {
                 rb = rb.body(b.clone());
