@@ -63,6 +63,21 @@ fn api_host(host: &str) -> &str {
     }
 }
 
+/// The schemes to try, in order: HTTPS only, unless the host is loopback
+/// or `--insecure` was given.
+fn schemes(host: &str, insecure: bool) -> &'static [&'static str] {
+    if is_loopback(host) {
+        // Plain HTTP first: a TLS hello sent to a plain HTTP server may hang
+        // until a timeout, while an HTTP request to a TLS server is refused
+        // at once.
+        &["http", "https"]
+    } else if insecure {
+        &["https", "http"]
+    } else {
+        &["https"]
+    }
+}
+
 /// A request that can be sent again as is: the body is in memory (at most
 /// one chunk).
 pub(crate) struct Req {
@@ -240,16 +255,7 @@ impl RegistryClient {
     /// answers `GET /v2/` with 200 or 401; anything else is not one.
     async fn ping(&self) -> std::result::Result<Url, Failure> {
         let host = api_host(&self.inner.registry);
-        let schemes: &[&str] = if is_loopback(host) {
-            // Plain HTTP first: a TLS hello sent to a plain HTTP server may
-            // hang until a timeout, while an HTTP request to a TLS server is
-            // refused at once.
-            &["http", "https"]
-        } else if self.inner.opts.insecure {
-            &["https", "http"]
-        } else {
-            &["https"]
-        };
+        let schemes = schemes(host, self.inner.opts.insecure);
         let mut last = String::new();
         let mut transient = true;
         let mut retry_after_hint = None;
@@ -558,5 +564,14 @@ mod tests {
         assert!(!is_loopback("localhost.example.com"));
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_or_insecure() {
+        assert_eq!(schemes("ghcr.io", false), ["https"]);
+        assert_eq!(schemes("10.1.2.3:5000", false), ["https"]);
+        assert_eq!(schemes("ghcr.io", true), ["https", "http"]);
+        assert_eq!(schemes("127.0.0.1:5000", false), ["http", "https"]);
+        assert_eq!(schemes("localhost", false), ["http", "https"]);
     }
 }
