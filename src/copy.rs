@@ -126,8 +126,7 @@ pub fn copy_image(
             skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let mut r = src.open_blob(d)?;
-        if dst.put_blob(d, &mut r)? {
+        if dst.put_blob_from(d, src)? {
             copied.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(d.size(), Ordering::Relaxed);
         } else {

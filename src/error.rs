@@ -81,6 +81,27 @@ pub enum Error {
     /// One or more guards failed; the report lists every offender.
     #[error("guard failed: {0}")]
     Guard(String),
+
+    /// A registry refused a request, or answered something unusable.
+    #[error("{registry}: {what}: {reason}")]
+    Registry {
+        registry: String,
+        what: String,
+        reason: String,
+    },
+
+    /// Authentication with a registry (or its token service) failed.
+    #[error("{registry}: authentication failed: {reason}")]
+    Auth { registry: String, reason: String },
+
+    /// A transient failure (connection error, 408, 429, 5xx) kept recurring.
+    #[error("{registry}: {what}: gave up after {attempts} attempts; last error: {last}")]
+    RetriesExhausted {
+        registry: String,
+        what: String,
+        attempts: u32,
+        last: String,
+    },
 }
 
 fn location_suffix(location: &Option<PathBuf>) -> String {

@@ -33,6 +33,13 @@ pub trait ImageSink: Send + Sync {
     /// Stores a blob, verifying it; returns false when it already existed
     /// (and `src` was not read).
     fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool>;
+    /// Stores blob `desc` read from `src`. Sinks that may need to read the
+    /// blob again (a registry that lost an upload restarts it) override
+    /// this; the default opens it once and calls [`ImageSink::put_blob`].
+    fn put_blob_from(&self, desc: &Descriptor, src: &dyn ImageSource) -> Result<bool> {
+        let mut r = src.open_blob(desc)?;
+        self.put_blob(desc, &mut r)
+    }
     /// Stores a manifest or index by digest (no tag).
     fn put_manifest(&self, raw: &RawManifest) -> Result<()>;
     /// Points tags at stored manifests; called last, once.

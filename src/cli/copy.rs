@@ -1,8 +1,11 @@
 use anyhow::Context;
-use ocipack::copy::{copy_image, CopyOptions};
+use ocipack::copy::{copy_image, CopyOptions, CopyReport};
+use ocipack::digest::parse_sha256;
 use ocipack::platform::PlatformSpec;
 use ocipack::reference::Reference;
-use ocipack::transport::{open_sink, open_source};
+use ocipack::registry::{Progress, TransferLog};
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,37 +22,109 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `--json` output: the copy report, the pins, and for a registry
+/// destination what was pushed, skipped and mounted.
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a CopyReport,
+    /// `HOST/REPO@sha256:…` (or `oci:DIR@…`) of the copied image first,
+    /// then of every other manifest stored.
+    pins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer: Option<TransferLog>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let src = open_source(&a.source).with_context(|| format!("opening {}", a.source))?;
-    let dst = open_sink(&a.destination).with_context(|| format!("opening {}", a.destination))?;
-    // The destination's tag, else the source's (as skopeo does).
-    let tags: Vec<String> = a
+    let verb = if matches!(a.destination, Reference::Registry(_)) {
+        "pushed"
+    } else {
+        "copied"
+    };
+    let progress = if a.json {
+        Progress::hidden()
+    } else {
+        Progress::stderr(verb)
+    };
+    let src = a
+        .registry
+        .open_source(&a.source, &progress)
+        .with_context(|| format!("opening {}", a.source))?;
+    // Resolve before creating anything at the destination, so a missing
+    // tag leaves no empty layout behind.
+    src.resolve()
+        .with_context(|| format!("resolving {}", a.source))?;
+    let (dst, log) = a
+        .registry
+        .open_sink(&a.destination, &a.source, &progress)
+        .with_context(|| format!("opening {}", a.destination))?;
+    // The destination's tag, else the source's (as skopeo does); a registry
+    // destination named by neither tag nor digest gets `latest`.
+    let mut tags: Vec<String> = a
         .destination
         .tag()
         .or(a.source.tag())
         .map(|t| vec![t.to_string()])
         .unwrap_or_default();
+    if let Reference::Registry(r) = &a.destination {
+        if tags.is_empty() && r.digest.is_none() {
+            tags.push("latest".into());
+        }
+    }
     let opts = CopyOptions {
         all: a.all,
         platform: a.arch.clone(),
         tags,
     };
-    let report = copy_image(src.as_ref(), dst, &opts)
-        .with_context(|| format!("copying {} to {}", a.source, a.destination))?;
-    if a.json {
-        return super::print_json(&report);
+    let result = copy_image(src.as_ref(), dst, &opts);
+    progress.finish();
+    let report = result.with_context(|| format!("copying {} to {}", a.source, a.destination))?;
+    let transfer = log.and_then(|l| l.lock().ok().map(|l| l.clone()));
+    let top = parse_sha256(&report.digest)?;
+    let mut pins = vec![a.destination.pin(&top)];
+    if let Some(t) = &transfer {
+        for p in &t.manifests {
+            if !pins.contains(p) {
+                pins.push(p.clone());
+            }
+        }
     }
-    println!(
-        "copied {} -> {}: {} {} ({} blobs written, {} already present, {} bytes)",
-        a.source,
-        a.destination,
-        report.media_type,
-        report.digest,
-        report.blobs_copied,
-        report.blobs_skipped,
-        report.bytes_copied
-    );
+    if a.json {
+        return super::print_json(&Output {
+            report: &report,
+            pins,
+            transfer,
+        });
+    }
+    match &transfer {
+        Some(t) => println!(
+            "pushed {} -> {}: {} {} ({} blobs uploaded, {} already present, {} mounted, {} bytes)",
+            a.source,
+            a.destination,
+            report.media_type,
+            report.digest,
+            t.pushed.len(),
+            t.skipped.len(),
+            t.mounted.len(),
+            t.bytes_pushed
+        ),
+        None => println!(
+            "copied {} -> {}: {} {} ({} blobs written, {} already present, {} bytes)",
+            a.source,
+            a.destination,
+            report.media_type,
+            report.digest,
+            report.blobs_copied,
+            report.blobs_skipped,
+            report.bytes_copied
+        ),
+    }
+    for p in pins {
+        println!("{p}");
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod copy;
 mod inspect;
 mod manifest;
 mod package;
+mod registry_args;
 mod unpack;
 mod verify;
 mod verify_chain;
@@ -31,8 +32,10 @@ pub struct Cli {
 pub enum Command {
     /// Show an image or index: digests, platforms, config, layers.
     Inspect(inspect::Args),
-    /// Copy images between layouts, archives and registries, digests preserved.
-    Copy(copy::Args),
+    /// Copy images between layouts, archives and registries, digests preserved
+    /// (`push` and `pull` are the same command).
+    #[command(visible_aliases = ["push", "pull"])]
+    Copy(Box<copy::Args>),
     /// Unpack an image's root filesystem into a directory.
     Unpack(unpack::Args),
     /// Build and publish a multi-arch index from per-arch images, behind
@@ -55,7 +58,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => inspect::run(a),
-        Command::Copy(a) => copy::run(a),
+        Command::Copy(a) => copy::run(*a),
         Command::Unpack(a) => unpack::run(a),
         Command::Manifest(a) => manifest::run(a),
         Command::VerifyChain(a) => verify_chain::run(a),

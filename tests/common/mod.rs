@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod proxy;
+pub mod registry;
+pub mod token;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
@@ -68,4 +71,59 @@ pub fn tree_fingerprint(dir: &Path) -> String {
         .output()
         .expect("find");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails the test (never skips it) when a tool is missing, naming the
+/// Debian package that provides it; returns the tool's path.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file());
+    match found {
+        Some(p) => p,
+        None => panic!("{tool} is required by this test: apt-get install {package}"),
+    }
+}
+
+/// The ocipack binary as a `Command`, with the machine's registry
+/// credentials hidden (tests pass their own).
+pub fn ocipack_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocipack"));
+    c.env_remove("REGISTRY_AUTH_FILE")
+        .env("DOCKER_CONFIG", "/nonexistent-ocipack-test-docker-config");
+    c
+}
+
+/// Runs a command and returns stdout, failing with its stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its stderr.
+pub fn run_fail(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses a command's JSON output.
+pub fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
 }

@@ -1,0 +1,156 @@
+//! Registry flags shared by the commands that talk to registries, and the
+//! opening of sources and sinks with them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ocipack::reference::Reference;
+use ocipack::registry::{
+    Credentials, Progress, RegistryOptions, RegistrySink, RegistrySource, RetryPolicy, TransferLog,
+};
+use ocipack::transport::{open_sink, open_source, ImageSink, ImageSource};
+
+/// A registry destination's record of what it did.
+pub type SharedLog = Arc<Mutex<TransferLog>>;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Registry credentials for source and destination (else auth.json,
+    /// Docker's config.json and its credential helpers are used).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Credentials for the source registry only.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registry only.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub dest_creds: Option<String>,
+    /// Allow plain HTTP and unverified TLS for registries that are not on
+    /// loopback (loopback registries may always use plain HTTP).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Upload chunk size: blobs up to this size go in one request, larger
+    /// ones in chunks (K/M/G, KiB/MiB/GiB suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Blobs transferred at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+    /// Retries of a request that failed transiently (connection errors,
+    /// 408, 429, 5xx) before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// First retry delay in milliseconds; doubles each time, with jitter.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub retry_delay_ms: u64,
+    /// Seconds without progress after which a connection is dropped and
+    /// the transfer retried.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Another repository of the destination registry that may hold the
+    /// blobs: they are mounted from it instead of uploaded (repeatable).
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
+}
+
+/// Parses `4MiB`, `512K`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("invalid size unit in {s:?} (use K, M or G)")),
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))?;
+    if v == 0 {
+        return Err("size must be positive".into());
+    }
+    Ok(v)
+}
+
+impl RegistryArgs {
+    fn options(&self, creds: Option<&str>, progress: &Progress) -> anyhow::Result<RegistryOptions> {
+        let creds = creds
+            .or(self.creds.as_deref())
+            .map(Credentials::parse)
+            .transpose()?;
+        Ok(RegistryOptions {
+            creds,
+            insecure: self.insecure,
+            chunk_size: self.chunk_size,
+            jobs: self.jobs.max(1),
+            retry: RetryPolicy {
+                max_attempts: self.retries.saturating_add(1),
+                base_delay: Duration::from_millis(self.retry_delay_ms),
+                ..RetryPolicy::default()
+            },
+            stall_timeout: Duration::from_secs(self.timeout.max(1)),
+            mount_from: self.mount_from.clone(),
+            progress: progress.clone(),
+        })
+    }
+
+    /// Opens the source; registries get these options.
+    pub fn open_source(
+        &self,
+        r: &Reference,
+        progress: &Progress,
+    ) -> anyhow::Result<Box<dyn ImageSource>> {
+        let src: Box<dyn ImageSource> = match r {
+            Reference::Registry(reg) => Box::new(RegistrySource::open(
+                reg,
+                &self.options(self.src_creds.as_deref(), progress)?,
+            )?),
+            other => open_source(other)?,
+        };
+        Ok(src)
+    }
+
+    /// Opens the destination; for a registry also returns its transfer log.
+    /// When the source is another repository of the same registry, blobs
+    /// are mounted from it.
+    pub fn open_sink(
+        &self,
+        dst: &Reference,
+        src: &Reference,
+        progress: &Progress,
+    ) -> anyhow::Result<(Box<dyn ImageSink>, Option<SharedLog>)> {
+        match dst {
+            Reference::Registry(reg) => {
+                let mut opts = self.options(self.dest_creds.as_deref(), progress)?;
+                if let Reference::Registry(s) = src {
+                    if s.host == reg.host && s.repository != reg.repository {
+                        opts.mount_from.insert(0, s.repository.clone());
+                    }
+                }
+                let sink =
+                    RegistrySink::open(reg, &opts).with_context(|| format!("opening {dst}"))?;
+                let log = sink.log();
+                Ok((Box::new(sink), Some(log)))
+            }
+            other => Ok((open_sink(other)?, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4 parsecs").is_err());
+    }
+}
