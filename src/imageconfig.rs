@@ -285,12 +285,14 @@ pub fn add_layer(cfg: &mut Value, diff_id: &str, created: &str, created_by: &str
     Ok(())
 }
 
-/// `org.opencontainers.image.base.*` manifest annotations.
-pub fn base_annotations(base_name: &str, base_digest: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (ANNOTATION_BASE_DIGEST.to_string(), base_digest.to_string()),
-        (ANNOTATION_BASE_NAME.to_string(), base_name.to_string()),
-    ])
+/// `org.opencontainers.image.base.*` manifest annotations (`base.name` only
+/// when the base has a fully qualified name).
+pub fn base_annotations(base_name: Option<&str>, base_digest: &str) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([(ANNOTATION_BASE_DIGEST.to_string(), base_digest.to_string())]);
+    if let Some(name) = base_name {
+        a.insert(ANNOTATION_BASE_NAME.to_string(), name.to_string());
+    }
+    a
 }
 
 /// The config's bytes (sorted keys, compact), ready to hash.
@@ -321,10 +323,71 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
+/// Parses an RFC 3339 time (`2023-11-14T22:13:20Z`, fractions and
+/// `±HH:MM` offsets accepted) into Unix seconds; `None` if malformed or
+/// before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let v = o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60;
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 (inverse of the civil-date algorithm above).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss - offset).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::recipe::EnvEdit;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for e in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&rfc3339(e)), Some(e));
+        }
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("2023-11-14"), None);
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+    }
 
     fn base() -> Value {
         json!({
@@ -457,7 +520,7 @@ mod tests {
         assert_eq!(to_bytes(&reparsed).unwrap(), a);
         let s = String::from_utf8(a).unwrap();
         assert!(s.find("\"architecture\"").unwrap() < s.find("\"config\"").unwrap());
-        let ann = base_annotations("oci:fixtures/base:base-arm64", "sha256:dd");
+        let ann = base_annotations(Some("ghcr.io/k/b:base-arm64"), "sha256:dd");
         assert_eq!(ann[ANNOTATION_BASE_DIGEST], "sha256:dd");
     }
 

@@ -73,20 +73,24 @@ impl Layout {
         if root.join("oci-layout").exists() {
             return Layout::open(root);
         }
-        if root.exists() {
-            let mut it = fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
-            if it.next().is_some() {
-                return Err(Error::invalid(
-                    root.display().to_string(),
-                    "directory is not empty and is not an OCI image layout; refusing to write into it",
-                ));
-            }
+        atomic::create_dir_all(&root)?;
+        // Concurrent creators (the arches of one build, or two processes)
+        // serialise here: the first one creates, the others then open.
+        let _lock = DirLock::acquire(&root)?;
+        if root.join("oci-layout").exists() {
+            return Layout::open(root);
+        }
+        let mut it = fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+        if it.next().is_some() {
+            return Err(Error::invalid(
+                root.display().to_string(),
+                "directory is not empty and is not an OCI image layout; refusing to write into it",
+            ));
         }
         atomic::create_dir_all(&root.join("blobs").join("sha256"))?;
         let layout = Layout { root };
-        if !layout.index_path().exists() {
-            atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
-        }
+        atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
+        // The marker last: a layout is only recognised once it is complete.
         atomic::write_file(&layout.root.join("oci-layout"), OCI_LAYOUT)?;
         Ok(layout)
     }
@@ -317,6 +321,27 @@ mod tests {
                 .starts_with(atomic::TEMP_PREFIX)
         });
         assert_eq!(leftovers.count(), 0);
+    }
+
+    #[test]
+    fn concurrent_creation_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("new");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Layout::open_or_create(&root)))
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+        assert!(Layout::open(&root)
+            .unwrap()
+            .index()
+            .unwrap()
+            .tags()
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -132,13 +132,22 @@ fn kind_name(r: &Recipe) -> &'static str {
 }
 
 /// Manifest annotations: the recipe's plus `base.digest`/`base.name`.
+///
+/// `base.name` must be a fully qualified image reference, so it is written
+/// only for registry bases: a layout or archive path is not one, and
+/// recording it would make the same build staged in another directory
+/// produce other digests.
 pub fn annotations(
     recipe: &Recipe,
-    base_name: &str,
+    base: &crate::reference::Reference,
     base_digest: &str,
 ) -> BTreeMap<String, String> {
+    let name = match base {
+        crate::reference::Reference::Registry(r) => Some(r.to_string()),
+        _ => None,
+    };
     let mut a = recipe.annotations.clone();
-    a.extend(imageconfig::base_annotations(base_name, base_digest));
+    a.extend(imageconfig::base_annotations(name.as_deref(), base_digest));
     a
 }
 

@@ -207,7 +207,16 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
                 layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, &out, opts)?
             }
             (LayerSource::Dir { dir, dest, owner }, _) => {
-                layer_from_dir(dir, dest, *owner, &out, opts)?
+                // Files from the recipe's repository carry checkout-time
+                // mtimes; clamp them to the step's `created` so two clones
+                // build the same digests even without SOURCE_DATE_EPOCH.
+                let dir_opts = LayerOptions {
+                    source_date_epoch: opts
+                        .source_date_epoch
+                        .or_else(|| imageconfig::parse_rfc3339(&created).or(Some(0))),
+                    ..opts.clone()
+                };
+                layer_from_dir(dir, dest, *owner, &out, &dir_opts)?
             }
             _ => return Err(Error::invalid("layer plan", "source mismatch")),
         };
@@ -278,7 +287,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     )?;
     let mut layers: Vec<Descriptor> = base.layers().to_vec();
     layers.extend(added_layers.iter().map(|l| l.descriptor.clone()));
-    let ann = annotations(&recipe, &req.base.to_string(), &base_digest);
+    let ann = annotations(&recipe, &req.base, &base_digest);
     let (desc, manifest) = write_image(&out, &config, layers, ann, req.arch)?;
     out.set_tags(&[(tag.clone(), desc.clone())])?;
 
