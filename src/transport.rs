@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::layout::Layout;
 use crate::manifest::RawManifest;
 use crate::reference::{Reference, Selector};
+use crate::registry::{RegistryOptions, RegistrySink, RegistrySource};
 
 /// Somewhere images are read from.
 pub trait ImageSource: Send + Sync {
@@ -181,8 +182,17 @@ impl ImageSink for ArchiveWriter {
     }
 }
 
-/// Opens a reference for reading.
+/// Opens a reference for reading (registries with default options).
 pub fn open_source(reference: &Reference) -> Result<Box<dyn ImageSource>> {
+    open_source_with(reference, &RegistryOptions::default())
+}
+
+/// Opens a reference for reading; a registry gets `registry` (credentials,
+/// TLS, retries, progress).
+pub fn open_source_with(
+    reference: &Reference,
+    registry: &RegistryOptions,
+) -> Result<Box<dyn ImageSource>> {
     match reference {
         Reference::Layout { path, selector } => Ok(Box::new(LayoutSource {
             layout: Layout::open(path)?,
@@ -192,15 +202,24 @@ pub fn open_source(reference: &Reference) -> Result<Box<dyn ImageSource>> {
             archive: ArchiveReader::open(path)?,
             tag: tag.clone(),
         })),
-        Reference::Registry(r) => crate::registry::open_source(r),
+        Reference::Registry(r) => Ok(Box::new(RegistrySource::open(r, registry)?)),
     }
 }
 
-/// Opens a reference for writing (creating a layout if needed).
+/// Opens a reference for writing (creating a layout if needed; registries
+/// with default options).
 pub fn open_sink(reference: &Reference) -> Result<Box<dyn ImageSink>> {
+    open_sink_with(reference, &RegistryOptions::default())
+}
+
+/// Opens a reference for writing; a registry gets `registry`.
+pub fn open_sink_with(
+    reference: &Reference,
+    registry: &RegistryOptions,
+) -> Result<Box<dyn ImageSink>> {
     match reference {
         Reference::Layout { path, .. } => Ok(Box::new(Layout::open_or_create(path)?)),
         Reference::Archive { path, .. } => Ok(Box::new(ArchiveWriter::create(path)?)),
-        Reference::Registry(r) => crate::registry::open_sink(r),
+        Reference::Registry(r) => Ok(Box::new(RegistrySink::open(r, registry)?)),
     }
 }

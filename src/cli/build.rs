@@ -1,14 +1,23 @@
-use std::path::PathBuf;
+//! `build`: package then wrapper for every arch into one layout, and the
+//! index over them. With `--push` that layout is the staging area: the
+//! per-arch images and the index are then published through `manifest`'s
+//! code (gates, children by digest before the index, tags last, pins).
 
-use anyhow::Context;
-use ocipack::index::children::expand_template;
-use ocipack::index::{plan_index, IndexOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ocipack::index::pins::{write_digest_file, Pins};
+use ocipack::index::publish::alias_reference;
+use ocipack::index::push::{push_image, PushedImage};
+use ocipack::index::{plan_index, publish_index, IndexOptions, IndexReport};
 use ocipack::platform::{parse_arch_list, TargetArch};
 use ocipack::recipe::RecipeKind;
 use ocipack::reference::Reference;
 use ocipack::step::run::run_step;
 use ocipack::step::{derive_run_id, StepReport};
 use ocipack::transport::open_source;
+
+use super::registry_args::{ProgressScope, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +38,35 @@ pub struct Args {
     pub package_recipe: PathBuf,
     #[arg(long, default_value = "layouts/wrapper.toml")]
     pub wrapper_recipe: PathBuf,
-    /// The index to write, as oci:DIR:TAG. Per-arch images are tagged
-    /// <tag>-package-<arch> and <tag>-<arch> in the same layout.
+    /// The layout and index tag to write, as oci:DIR:TAG. Per-arch images
+    /// are tagged <tag>-package-<arch> and <tag>-<arch> in it. With --push
+    /// it is the staging layout (kept); without it --push stages in a
+    /// temporary directory under $TMPDIR, removed at the end.
     #[arg(long, value_parser = super::reference_arg)]
-    pub out: Reference,
+    pub out: Option<Reference>,
+    /// Publish to --image: the per-arch images <tag>-<arch> by digest, then
+    /// the index and its --alias tags, behind the gates of `manifest --push`
+    /// (completeness, coherence; freshness re-read after the push).
+    #[arg(long)]
+    pub push: bool,
+    /// --push, and the package stage images <tag>-package-<arch> too
+    /// (pushed first).
+    #[arg(long)]
+    pub push_all: bool,
+    /// Where --push publishes the index, with its tag:
+    /// docker://HOST/REPO:TAG.
+    #[arg(long, value_parser = super::reference_arg)]
+    pub image: Option<Reference>,
+    /// More tags for the index (the published one with --push).
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// Publish even if a gate fails; the override is printed and in --json.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the pins as JSON {"<ref>": "<repo@sha256:…>"} to this file:
+    /// the published images and index with --push, else the layout's.
+    #[arg(long)]
+    pub digest_file: Option<PathBuf>,
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     #[arg(long)]
@@ -45,11 +79,13 @@ pub struct Args {
     /// Compression threads in total (split between the arches).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Print the plan; build nothing.
+    /// Print the plan; build and push nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -57,7 +93,52 @@ struct BuildReport {
     run_id: String,
     packages: Vec<StepReport>,
     wrappers: Vec<StepReport>,
-    index: ocipack::index::IndexReport,
+    /// The index in the (staging) layout.
+    index: IndexReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<Published>,
+    /// Reference -> pin of what this run leaves for the next stage.
+    pins: Pins,
+}
+
+/// What `--push` published.
+#[derive(serde::Serialize)]
+struct Published {
+    /// Package stage images (`--push-all`), in arch order.
+    packages: Vec<PushedImage>,
+    /// The per-arch images and the index, as `manifest --push` reports them.
+    index: IndexReport,
+}
+
+/// One arch: inputs, the staged images, and where they are published.
+struct ArchPlan {
+    arch: TargetArch,
+    base: Reference,
+    artifact: Reference,
+    package: Reference,
+    wrapper: Reference,
+    /// (package, wrapper) destinations with --push.
+    publish: Option<(Reference, Reference)>,
+}
+
+/// The `--dry-run --json` plan.
+#[derive(serde::Serialize)]
+struct DryRun {
+    steps: Vec<DryStep>,
+    index: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_index: Option<String>,
+    aliases: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct DryStep {
+    arch: TargetArch,
+    stage: &'static str,
+    inputs: Vec<String>,
+    output: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push_to: Option<String>,
 }
 
 fn per_arch(template: &str, arch: TargetArch) -> anyhow::Result<Reference> {
@@ -67,37 +148,246 @@ fn per_arch(template: &str, arch: TargetArch) -> anyhow::Result<Reference> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let arches = parse_arch_list(&a.target_arches).context("--target-arches")?;
-    let tag = a
-        .out
-        .tag()
-        .context("--out needs a tag, e.g. oci:out/runtime:latest")?
-        .to_string();
-    let tagged = |t: String| -> anyhow::Result<Reference> {
-        Ok(expand_template(&a.out, &t, TargetArch::Amd64)?)
+    let push = a.push || a.push_all;
+    let image = match (&a.image, push) {
+        (Some(i), true) => Some(i.clone()),
+        (None, true) => bail!("--push needs --image, e.g. --image docker://HOST/REPO:latest-cross"),
+        (Some(_), false) => bail!("--image is where --push publishes: add --push"),
+        (None, false) => None,
+    };
+    if let Some(img) = &image {
+        if img.tag().is_none() {
+            bail!("--image {img} needs a tag, e.g. :latest-cross");
+        }
+    }
+    let tag = match (&a.out, &image) {
+        (Some(o), _) => o
+            .tag()
+            .context("--out needs a tag, e.g. oci:out/runtime:latest")?
+            .to_string(),
+        (None, Some(i)) => i.tag().unwrap_or_default().to_string(),
+        (None, None) => {
+            bail!("give --out oci:DIR:TAG, or --push --image docker://HOST/REPO:TAG (or both)")
+        }
+    };
+    if let (Some(o), Some(i)) = (&a.out, &image) {
+        if i.tag() != Some(tag.as_str()) {
+            bail!(
+                "--out {o} and --image {i} have different tags; the per-arch tags \
+                 (<tag>-<arch>, <tag>-package-<arch>) come from one tag"
+            );
+        }
+    }
+    // The staging layout: --out, else a temporary directory (a dry run
+    // creates none).
+    let mut staging_dir = None;
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => {
+            let path = if a.dry_run {
+                PathBuf::from("<staging>")
+            } else {
+                let t = tempfile::Builder::new()
+                    .prefix("ocipack-build-")
+                    .tempdir()
+                    .context("creating a staging directory (set TMPDIR or give --out)")?;
+                let p = t.path().join("layout");
+                staging_dir = Some(t);
+                p
+            };
+            Reference::parse(&format!("oci:{}:{tag}", path.display()))?
+        }
     };
     let mut plan = Vec::new();
     for &arch in &arches {
-        let base = per_arch(&a.base, arch)?;
-        let artifact = per_arch(&a.artifact, arch)?;
-        let package = tagged(format!("{{image}}-package-{}", arch.oci_name()))?;
-        let final_ref = tagged(format!("{{image}}-{}", arch.oci_name()))?;
-        plan.push((arch, base, artifact, package, final_ref));
+        let publish = match &image {
+            Some(img) => Some((
+                img.with_tag(&format!("{tag}-package-{arch}"))?,
+                img.with_tag(&format!("{tag}-{arch}"))?,
+            )),
+            None => None,
+        };
+        plan.push(ArchPlan {
+            arch,
+            base: per_arch(&a.base, arch)?,
+            artifact: per_arch(&a.artifact, arch)?,
+            package: out.with_tag(&format!("{tag}-package-{arch}"))?,
+            wrapper: out.with_tag(&format!("{tag}-{arch}"))?,
+            publish,
+        });
     }
+    let index_ref = image.clone().unwrap_or_else(|| out.clone());
+    let aliases = a
+        .aliases
+        .iter()
+        .map(|s| alias_reference(&index_ref, s))
+        .collect::<Result<Vec<_>, _>>()?;
     if a.dry_run {
-        for (arch, base, artifact, package, final_ref) in &plan {
-            println!("{arch}: package {base} + {artifact} -> {package}");
-            println!("{arch}: wrapper {package} -> {final_ref}");
-        }
-        println!("index {} ({tag}) from {}", a.out, a.target_arches);
-        return Ok(());
+        return print_plan(&a, &plan, &out, image.as_ref(), &aliases);
     }
+
+    let (run_id, packages, wrappers) = build_all(&a, &arches, &plan)?;
+    // The index in the layout, gated: a build that cannot be indexed
+    // stops here, before anything is pushed.
+    let mut opts = IndexOptions::new(out.clone(), arches.clone(), None)?;
+    opts.force = a.force;
+    if image.is_none() {
+        opts.aliases = aliases.clone();
+    }
+    let mut iplan = plan_index(&opts).with_context(|| format!("indexing {out}"))?;
+    iplan.check_gates()?;
+    let index = iplan.publish()?;
+
+    let published = match &image {
+        Some(img) => Some(publish(&a, &plan, img, &aliases)?),
+        None => None,
+    };
+    let mut pins = Pins::new();
+    match &published {
+        Some(p) => {
+            for pkg in &p.packages {
+                pins.insert(pkg.destination.clone(), pkg.pin.clone());
+            }
+            pins.extend(p.index.pins.clone());
+        }
+        None => {
+            for s in &packages {
+                pins.insert(s.reference.clone(), s.pin.clone());
+            }
+            pins.extend(index.pins.clone());
+        }
+    }
+    // The staging directory goes; what was pushed is in the report.
+    let temporary_staging = staging_dir.is_some();
+    drop(staging_dir);
+    let report = BuildReport {
+        run_id,
+        packages,
+        wrappers,
+        index,
+        published,
+        pins,
+    };
+    if let Some(p) = &report.published {
+        super::manifest::warn_forced(&p.index);
+    }
+    super::manifest::warn_forced(&report.index);
+    if let Some(path) = &a.digest_file {
+        write_digest_file(path, &report.pins)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        return super::print_json(&report);
+    }
+    if !temporary_staging {
+        for w in &report.wrappers {
+            println!("{:<8} {} {}", w.arch.to_string(), w.digest, w.reference);
+        }
+        println!(
+            "index    {} {} (run {})",
+            report.index.digest, out, report.run_id
+        );
+    } else {
+        println!("run      {}", report.run_id);
+    }
+    if let Some(p) = &report.published {
+        for pkg in &p.packages {
+            println!("pushed   {} {}", pkg.digest, pkg.destination);
+        }
+        super::manifest::print(&p.index, false)?;
+    } else {
+        for (reference, pin) in &report.pins {
+            println!("pin {reference} {pin}");
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(
+    a: &Args,
+    plan: &[ArchPlan],
+    out: &Reference,
+    image: Option<&Reference>,
+    aliases: &[Reference],
+) -> anyhow::Result<()> {
+    let mut steps = Vec::new();
+    for p in plan {
+        let (pkg_dest, wrp_dest) = match &p.publish {
+            Some((pd, wd)) => (a.push_all.then(|| pd.to_string()), Some(wd.to_string())),
+            None => (None, None),
+        };
+        steps.push(DryStep {
+            arch: p.arch,
+            stage: "package",
+            inputs: vec![p.base.to_string(), p.artifact.to_string()],
+            output: p.package.to_string(),
+            push_to: pkg_dest,
+        });
+        let mut inputs = vec![p.package.to_string()];
+        inputs.extend(
+            a.inputs
+                .iter()
+                .map(|i| i.replace("{arch}", p.arch.oci_name())),
+        );
+        steps.push(DryStep {
+            arch: p.arch,
+            stage: "wrapper",
+            inputs,
+            output: p.wrapper.to_string(),
+            push_to: wrp_dest,
+        });
+    }
+    let dry = DryRun {
+        steps,
+        index: out.to_string(),
+        published_index: image.map(|i| i.to_string()),
+        aliases: aliases.iter().map(|r| r.to_string()).collect(),
+    };
+    if a.json {
+        return super::print_json(&dry);
+    }
+    for s in &dry.steps {
+        println!(
+            "{}: {} {} -> {}",
+            s.arch,
+            s.stage,
+            s.inputs.join(" + "),
+            s.output
+        );
+    }
+    println!("index {} from {}", dry.index, a.target_arches);
+    for s in &dry.steps {
+        if let Some(d) = &s.push_to {
+            println!("{}: push {} {} -> {d}", s.arch, s.stage, s.output);
+        }
+    }
+    if let Some(i) = &dry.published_index {
+        println!(
+            "push index {i} last{}, after the completeness and coherence gates; \
+             freshness re-read after the push",
+            if dry.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (aliases {})", dry.aliases.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Builds package then wrapper for every arch, the arches in parallel.
+fn build_all(
+    a: &Args,
+    arches: &[TargetArch],
+    plan: &[ArchPlan],
+) -> anyhow::Result<(String, Vec<StepReport>, Vec<StepReport>)> {
     // One run id for the whole run: the index's coherence gate needs it.
     let run_id = match &a.run_id {
         Some(r) => r.clone(),
         None => {
             let mut parts = Vec::new();
-            for (_, base, artifact, _, _) in &plan {
-                for r in [base, artifact] {
+            for p in plan {
+                for r in [&p.base, &p.artifact] {
                     let src = open_source(r)?;
                     parts.push(src.resolve()?.digest().to_string());
                 }
@@ -114,11 +404,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let per = (threads / arches.len()).max(1);
-    let step_args = |arch: TargetArch, recipe: &PathBuf, base: &Reference, out: &Reference| {
+    let step_args = |arch: TargetArch, recipe: &Path, base: &Reference, out: &Reference| {
         super::package::StepArgs {
             arch,
             base: base.clone(),
-            recipe: recipe.clone(),
+            recipe: recipe.to_path_buf(),
             out: out.clone(),
             inputs: Vec::new(),
             sets: a.sets.clone(),
@@ -134,26 +424,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let results: Vec<anyhow::Result<(StepReport, StepReport)>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .iter()
-            .map(|(arch, base, artifact, package, final_ref)| {
-                let pa = step_args(*arch, &a.package_recipe, base, package);
-                let mut wa = step_args(*arch, &a.wrapper_recipe, package, final_ref);
+            .map(|p| {
+                let pa = step_args(p.arch, &a.package_recipe, &p.base, &p.package);
+                let mut wa = step_args(p.arch, &a.wrapper_recipe, &p.package, &p.wrapper);
                 wa.inputs = a
                     .inputs
                     .iter()
-                    .map(|i| i.replace("{arch}", arch.oci_name()))
+                    .map(|i| i.replace("{arch}", p.arch.oci_name()))
                     .collect();
                 s.spawn(move || -> anyhow::Result<(StepReport, StepReport)> {
-                    eprintln!("ocipack: {arch}: package -> {package}");
+                    let arch = p.arch;
+                    eprintln!("ocipack: {arch}: package -> {}", p.package);
                     let req = super::package::request(
                         &pa,
                         RecipeKind::Package,
-                        Some(("artifact", artifact)),
+                        Some(("artifact", &p.artifact)),
                     )?;
-                    let p = run_step(&req).with_context(|| format!("package for {arch}"))?;
-                    eprintln!("ocipack: {arch}: wrapper -> {final_ref}");
+                    let pkg = run_step(&req).with_context(|| format!("package for {arch}"))?;
+                    eprintln!("ocipack: {arch}: wrapper -> {}", p.wrapper);
                     let req = super::package::request(&wa, RecipeKind::Wrapper, None)?;
                     let w = run_step(&req).with_context(|| format!("wrapper for {arch}"))?;
-                    Ok((p, w))
+                    Ok((pkg, w))
                 })
             })
             .collect();
@@ -172,25 +463,51 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         packages.push(p);
         wrappers.push(w);
     }
-    let opts = IndexOptions::new(a.out.clone(), arches, None)?;
-    let mut iplan = plan_index(&opts).with_context(|| format!("indexing {}", a.out))?;
-    iplan.check_gates()?;
-    let index = iplan.publish()?;
-    let report = BuildReport {
-        run_id,
-        packages,
-        wrappers,
-        index,
-    };
-    if a.json {
-        return super::print_json(&report);
+    Ok((run_id, packages, wrappers))
+}
+
+/// Pushes the package stages (`--push-all`), then the per-arch images and
+/// the index with `publish_index`: the same gates, order and re-reads as
+/// `manifest --push`.
+fn publish(
+    a: &Args,
+    plan: &[ArchPlan],
+    image: &Reference,
+    aliases: &[Reference],
+) -> anyhow::Result<Published> {
+    let progress = ProgressScope::new("pushed", a.json);
+    let registry = a.registry.dest_options(&progress.0)?;
+    let mut packages = Vec::new();
+    for p in plan {
+        let Some((pkg_dest, wrp_dest)) = &p.publish else {
+            continue;
+        };
+        if a.push_all {
+            progress
+                .0
+                .note(&format!("ocipack: {}: push package -> {pkg_dest}", p.arch));
+            let pushed = push_image(&p.package, pkg_dest, &registry, a.force)
+                .with_context(|| format!("pushing {} to {pkg_dest}", p.package))?;
+            if pushed.forced {
+                progress.0.note(&format!(
+                    "ocipack: warning: freshness gate failed, overridden by --force: \
+                     {pkg_dest} does not serve {}",
+                    pushed.digest
+                ));
+            }
+            packages.push(pushed);
+        }
+        progress
+            .0
+            .note(&format!("ocipack: {}: push wrapper -> {wrp_dest}", p.arch));
     }
-    for w in &report.wrappers {
-        println!("{:<8} {} {}", w.arch.to_string(), w.digest, w.reference);
-    }
-    println!(
-        "index    {} {} (run {})",
-        report.index.digest, a.out, report.run_id
-    );
-    Ok(())
+    progress.0.note(&format!("ocipack: push index -> {image}"));
+    let mut opts = IndexOptions::new(image.clone(), plan.iter().map(|p| p.arch).collect(), None)?;
+    opts.children = plan.iter().map(|p| (p.arch, p.wrapper.clone())).collect();
+    opts.aliases = aliases.to_vec();
+    opts.push = true;
+    opts.force = a.force;
+    opts.registry = registry;
+    let index = publish_index(&opts).with_context(|| format!("publishing {image}"))?;
+    Ok(Published { packages, index })
 }

@@ -7,6 +7,9 @@ use ocipack::index::publish::alias_reference;
 use ocipack::index::{plan_index, IndexFormat, IndexOptions, IndexReport};
 use ocipack::platform::parse_arch_list;
 use ocipack::reference::Reference;
+use ocipack::registry::Progress;
+
+use super::registry_args::{ProgressScope, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,6 +49,8 @@ pub struct Args {
     /// Write the pins as JSON {"<ref>": "<repo@sha256:…>"} to this file.
     #[arg(long)]
     pub digest_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -61,6 +66,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     opts.repair = a.repair;
     opts.force = a.force;
     opts.dry_run = a.dry_run;
+    let progress = ProgressScope::new("pushed", a.json || a.dry_run);
+    opts.registry = a.registry.dest_options(&progress.0)?;
+    opts.source_registry = Some(a.registry.source_options(&Progress::hidden())?);
 
     let mut plan = plan_index(&opts).with_context(|| format!("indexing {}", a.image))?;
     let gates = plan.check_gates();
@@ -73,16 +81,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let report = if a.dry_run {
         plan.report()
     } else {
-        plan.publish()
-            .with_context(|| format!("publishing {}", a.image))?
+        let r = plan.publish();
+        drop(progress);
+        r.with_context(|| format!("publishing {}", a.image))?
     };
-    for g in report.gates.iter().filter(|g| g.forced) {
-        eprintln!(
-            "ocipack: warning: {} gate failed, overridden by --force: {}",
-            g.gate,
-            g.problems.join("; ")
-        );
-    }
+    warn_forced(&report);
     if let Some(path) = &a.digest_file {
         if !a.dry_run {
             write_digest_file(path, &report.pins)
@@ -92,7 +95,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     print(&report, a.json)
 }
 
-fn print(r: &IndexReport, json: bool) -> anyhow::Result<()> {
+/// Says on stderr which gates `--force` let through.
+pub(super) fn warn_forced(report: &IndexReport) {
+    for g in report.gates.iter().filter(|g| g.forced) {
+        eprintln!(
+            "ocipack: warning: {} gate failed, overridden by --force: {}",
+            g.gate,
+            g.problems.join("; ")
+        );
+    }
+}
+
+/// The report as `manifest` prints it (`build --push` prints the same).
+pub(super) fn print(r: &IndexReport, json: bool) -> anyhow::Result<()> {
     if json {
         return super::print_json(r);
     }
@@ -109,6 +124,15 @@ fn print(r: &IndexReport, json: bool) -> anyhow::Result<()> {
         "{verb} {} index {} {} ({} bytes)",
         r.format, r.image, r.digest, r.size
     );
+    if let Some(t) = &r.transfer {
+        println!(
+            "  blobs    {} uploaded, {} already there, {} mounted ({} bytes)",
+            t.pushed.len(),
+            t.skipped.len(),
+            t.mounted.len(),
+            t.bytes_pushed
+        );
+    }
     for c in &r.children {
         println!(
             "  {:<8} {:<18} {} {}{}",

@@ -54,6 +54,27 @@ pub struct RegistryArgs {
     pub mount_from: Vec<String>,
 }
 
+/// Terminal progress for a push that is cleared on every return path
+/// (errors included), so no spinner is left on the screen.
+pub struct ProgressScope(pub Progress);
+
+impl ProgressScope {
+    /// Bars on a terminal unless `quiet` (`--json`, `--dry-run`).
+    pub fn new(verb: &'static str, quiet: bool) -> ProgressScope {
+        ProgressScope(if quiet {
+            Progress::hidden()
+        } else {
+            Progress::stderr(verb)
+        })
+    }
+}
+
+impl Drop for ProgressScope {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
 /// Parses `4MiB`, `512K`, `1048576`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -96,6 +117,16 @@ impl RegistryArgs {
             mount_from: self.mount_from.clone(),
             progress: progress.clone(),
         })
+    }
+
+    /// Options for reading sources (`--src-creds`, else `--creds`).
+    pub fn source_options(&self, progress: &Progress) -> anyhow::Result<RegistryOptions> {
+        self.options(self.src_creds.as_deref(), progress)
+    }
+
+    /// Options for the destination (`--dest-creds`, else `--creds`).
+    pub fn dest_options(&self, progress: &Progress) -> anyhow::Result<RegistryOptions> {
+        self.options(self.dest_creds.as_deref(), progress)
     }
 
     /// Opens the source; registries get these options.

@@ -10,7 +10,8 @@ use crate::index::provenance::Provenance;
 use crate::manifest::{ManifestKind, RawManifest};
 use crate::platform::{platform_string, TargetArch};
 use crate::reference::{validate_tag, Reference};
-use crate::transport::{open_source, ImageSource};
+use crate::registry::RegistryOptions;
+use crate::transport::{open_source_with, ImageSource};
 
 /// The pipeline's naming: the per-arch tag is the index tag plus `-<arch>`
 /// (`:latest-cross` -> `:latest-cross-riscv64`).
@@ -106,18 +107,20 @@ pub struct MissingChild {
     pub reason: String,
 }
 
-/// Resolves one child. `Ok(Err(_))` means "not there" (a completeness
-/// matter); `Err` means something is wrong with what is there.
+/// Resolves one child (a registry is read with `registry`). `Ok(Err(_))`
+/// means "not there" (a completeness matter); `Err` means something is
+/// wrong with what is there.
 pub fn resolve_child(
     arch: TargetArch,
     reference: &Reference,
+    registry: &RegistryOptions,
 ) -> Result<std::result::Result<Child, MissingChild>> {
     let missing = |e: Error| MissingChild {
         arch,
         reference: reference.to_string(),
         reason: e.to_string(),
     };
-    let source = match open_source(reference) {
+    let source = match open_source_with(reference, registry) {
         Ok(s) => s,
         Err(e @ Error::NotFound { .. }) => return Ok(Err(missing(e))),
         Err(e) => return Err(e),
@@ -179,7 +182,11 @@ pub fn resolve_child(
 /// pipeline names it: `<index tag>-<parent stage>-<arch>` (e.g.
 /// `latest-cross-package-riscv64`). `None` when the child records no parent
 /// stage or the tag does not exist; errors other than "not found" count.
-pub fn parent_now(child: &Child, index_tag: &str) -> Result<Option<ParentNow>> {
+pub fn parent_now(
+    child: &Child,
+    index_tag: &str,
+    registry: &RegistryOptions,
+) -> Result<Option<ParentNow>> {
     let Some(stage) = &child.info.provenance.parent_stage else {
         return Ok(None);
     };
@@ -188,7 +195,7 @@ pub fn parent_now(child: &Child, index_tag: &str) -> Result<Option<ParentNow>> {
         return Ok(None);
     }
     let r = child.reference.with_tag(&tag)?;
-    let found = open_source(&r).and_then(|s| s.resolve());
+    let found = open_source_with(&r, registry).and_then(|s| s.resolve());
     match found {
         Ok(d) => Ok(Some(ParentNow {
             reference: r.to_string(),

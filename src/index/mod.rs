@@ -9,6 +9,7 @@ pub mod gates;
 pub mod pins;
 pub mod provenance;
 pub mod publish;
+pub mod push;
 
 pub use build::IndexFormat;
 pub use publish::{plan_index, publish_index, IndexOptions, IndexPlan, IndexReport};

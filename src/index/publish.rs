@@ -23,9 +23,10 @@ use crate::index::pins::Pins;
 use crate::manifest::RawManifest;
 use crate::platform::TargetArch;
 use crate::reference::{validate_tag, Reference};
-use crate::transport::{open_sink, open_source, ImageSink, ImageSource};
+use crate::registry::{Progress, RegistryOptions, RegistrySink, TransferLog};
+use crate::transport::{open_sink_with, open_source_with, ImageSink, ImageSource};
 
-/// Opens a reference for reading (normally [`open_source`]).
+/// Opens a reference for reading (normally [`open_source_with`]).
 pub type Reopen = dyn Fn(&Reference) -> Result<Box<dyn ImageSource>>;
 
 /// What to index and where.
@@ -52,6 +53,12 @@ pub struct IndexOptions {
     pub force: bool,
     /// Resolve, build and gate, but write nothing.
     pub dry_run: bool,
+    /// How to talk to the index's registry (also used to read children
+    /// in that repository and for the freshness re-reads).
+    pub registry: RegistryOptions,
+    /// How to read children that live in another store; `None`: as
+    /// `registry`.
+    pub source_registry: Option<RegistryOptions>,
 }
 
 impl IndexOptions {
@@ -77,7 +84,17 @@ impl IndexOptions {
             repair: false,
             force: false,
             dry_run: false,
+            registry: RegistryOptions::default(),
+            source_registry: None,
         })
+    }
+
+    /// The options a child at `r` is read with.
+    fn registry_for(&self, r: &Reference) -> &RegistryOptions {
+        match &self.source_registry {
+            Some(s) if !same_store(r, &self.image) => s,
+            _ => &self.registry,
+        }
     }
 }
 
@@ -113,6 +130,10 @@ pub struct IndexReport {
     pub repair: bool,
     pub dry_run: bool,
     pub written: bool,
+    /// For a registry destination: blobs uploaded or already there,
+    /// manifests and tags written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferLog>,
 }
 
 /// Resolved children, the index bytes and the pre-write gates.
@@ -145,9 +166,10 @@ pub fn plan_index(opts: &IndexOptions) -> Result<IndexPlan> {
     let mut children = Vec::new();
     let mut missing = Vec::new();
     for (arch, r) in &opts.children {
-        match resolve_child(*arch, r)? {
+        let registry = opts.registry_for(r);
+        match resolve_child(*arch, r, registry)? {
             Ok(mut c) => {
-                c.info.parent_now = parent_now(&c, &image_tag)?;
+                c.info.parent_now = parent_now(&c, &image_tag, registry)?;
                 children.push(c)
             }
             Err(m) => missing.push(m),
@@ -257,6 +279,7 @@ impl IndexPlan {
             repair: self.opts.repair,
             dry_run: self.opts.dry_run,
             written: false,
+            transfer: None,
         }
     }
 
@@ -279,8 +302,25 @@ impl IndexPlan {
     /// Writes children, index and tags, then checks freshness. Call
     /// [`IndexPlan::check_gates`] first.
     pub fn publish(self) -> Result<IndexReport> {
-        let sink = open_sink(&self.opts.image)?;
-        self.publish_to(sink, &|r| open_source(r))
+        // The re-reads draw no progress bars.
+        let quiet = RegistryOptions {
+            progress: Progress::hidden(),
+            ..self.opts.registry.clone()
+        };
+        let reopen = move |r: &Reference| open_source_with(r, &quiet);
+        match &self.opts.image {
+            Reference::Registry(reg) => {
+                let sink = RegistrySink::open(reg, &self.opts.registry)?;
+                let log = sink.log();
+                let mut report = self.publish_to(Box::new(sink), &reopen)?;
+                report.transfer = log.lock().ok().map(|l| l.clone());
+                Ok(report)
+            }
+            other => {
+                let sink = open_sink_with(other, &self.opts.registry)?;
+                self.publish_to(sink, &reopen)
+            }
+        }
     }
 
     /// [`IndexPlan::publish`] into an open sink; `reopen` opens the fresh
@@ -470,9 +510,9 @@ fn copy_blobs(c: &Child, sink: &dyn ImageSink) -> Result<()> {
         .cloned()
         .collect();
     run_parallel(&blobs, sink.max_parallel(), |d| {
+        // put_blob_from: a registry that loses an upload can restart it.
         if !sink.has_blob(d)? {
-            let mut r = c.source.open_blob(d)?;
-            sink.put_blob(d, &mut r)?;
+            sink.put_blob_from(d, c.source.as_ref())?;
         }
         Ok(())
     })
@@ -499,6 +539,7 @@ mod tests {
     use super::*;
     use crate::copy::{copy_image, CopyOptions};
     use crate::layout::Layout;
+    use crate::transport::{open_sink, open_source};
 
     /// A layout with `latest-cross-<arch>` copied from the fixtures.
     fn children_in(dir: &Path) -> Reference {

@@ -97,6 +97,18 @@ impl Progress {
         self.refresh();
     }
 
+    /// Prints a line above the bars, or on stderr when nothing is drawn.
+    pub fn note(&self, msg: &str) {
+        match &self.bars {
+            Some((m, _)) => {
+                if m.println(msg).is_err() {
+                    eprintln!("{msg}");
+                }
+            }
+            None => eprintln!("{msg}"),
+        }
+    }
+
     /// Clears the bars (call once at the end).
     pub fn finish(&self) {
         if let Some((m, s)) = &self.bars {

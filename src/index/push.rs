@@ -1,0 +1,105 @@
+//! Pushing one stage image (`build --push-all`'s intermediates): by digest,
+//! then its tag, then a fresh read of the tag, so the pin handed on is what
+//! the destination serves and a tag that moved meanwhile is caught.
+
+use serde::Serialize;
+
+use crate::copy::{copy_image, CopyOptions};
+use crate::digest::parse_sha256;
+use crate::error::{Error, Result};
+use crate::index::gates::Gate;
+use crate::reference::Reference;
+use crate::registry::{Progress, RegistryOptions, RegistrySink, TransferLog};
+use crate::transport::{open_sink_with, open_source_with, ImageSink};
+
+/// One image pushed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedImage {
+    pub source: String,
+    pub destination: String,
+    pub digest: String,
+    /// `REPO@sha256:…` of what the destination serves for the tag.
+    pub pin: String,
+    /// The tag re-read to another digest and `force` let it through.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferLog>,
+}
+
+/// Copies the single image `src` names to `dest` (which needs a tag) and
+/// re-reads `dest`'s tag through a new connection. A tag that then resolves
+/// to another digest fails the freshness gate unless `force`.
+pub fn push_image(
+    src: &Reference,
+    dest: &Reference,
+    registry: &RegistryOptions,
+    force: bool,
+) -> Result<PushedImage> {
+    let tag = dest.tag().ok_or_else(|| Error::Reference {
+        input: dest.to_string(),
+        reason: "needs a tag".into(),
+    })?;
+    let source = open_source_with(src, registry)?;
+    source.resolve()?;
+    let (sink, log): (Box<dyn ImageSink>, _) = match dest {
+        Reference::Registry(r) => {
+            let s = RegistrySink::open(r, registry)?;
+            let log = s.log();
+            (Box::new(s), Some(log))
+        }
+        other => (open_sink_with(other, registry)?, None),
+    };
+    let opts = CopyOptions {
+        tags: vec![tag.to_string()],
+        ..CopyOptions::default()
+    };
+    let report = copy_image(source.as_ref(), sink, &opts)?;
+    let quiet = RegistryOptions {
+        progress: Progress::hidden(),
+        ..registry.clone()
+    };
+    let now = open_source_with(dest, &quiet)?.resolve()?;
+    let mut forced = false;
+    if now.digest().to_string() != report.digest {
+        if !force {
+            return Err(Error::Gate {
+                gate: Gate::Freshness.to_string(),
+                reason: format!(
+                    "{dest} resolves to {} after pushing {}",
+                    now.digest(),
+                    report.digest
+                ),
+            });
+        }
+        forced = true;
+    }
+    let pushed = parse_sha256(&report.digest)?;
+    Ok(PushedImage {
+        source: src.to_string(),
+        destination: dest.to_string(),
+        digest: report.digest.clone(),
+        pin: dest.pin(if forced { now.digest() } else { &pushed }),
+        forced,
+        transfer: log.and_then(|l| l.lock().ok().map(|l| l.clone())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_between_layouts_and_pins_what_is_served() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/base");
+        let src = Reference::parse(&format!("oci:{}:base-arm64", fx.display())).unwrap();
+        let dest =
+            Reference::parse(&format!("oci:{}:t-package-arm64", tmp.path().display())).unwrap();
+        let p = push_image(&src, &dest, &RegistryOptions::default(), false).unwrap();
+        assert_eq!(p.pin, format!("oci:{}@{}", tmp.path().display(), p.digest));
+        assert!(!p.forced && p.transfer.is_none());
+        let untagged = Reference::parse(&format!("oci:{}", tmp.path().display())).unwrap();
+        assert!(push_image(&src, &untagged, &RegistryOptions::default(), false).is_err());
+    }
+}
