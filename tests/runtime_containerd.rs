@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::containerd::Containerd;
+use common::runtime::{build_into, check_amd64_wrapper};
 use common::tools::{require, run};
 use common::*;
 use oci_spec::image::MediaType;
@@ -39,110 +40,6 @@ impl LeakStatic for std::path::PathBuf {
     fn leak_static(self) -> &'static Path {
         Box::leak(self.into_boxed_path())
     }
-}
-
-fn build_into(out: &Path, extra: &[&str]) {
-    let fx = fixtures();
-    let base = format!("oci:{}:base", fx.join("base").display());
-    let art = format!(
-        "oci:{}:cross-android-{{arch}}",
-        fx.join("artifacts").display()
-    );
-    let venv = format!(
-        "venv=oci:{}:venv-export-{{arch}}",
-        fx.join("artifacts").display()
-    );
-    let pkg = repo()
-        .join("layouts/fixtures/package.toml")
-        .display()
-        .to_string();
-    let wrp = repo()
-        .join("layouts/fixtures/wrapper.toml")
-        .display()
-        .to_string();
-    let o = format!("oci:{}:latest-cross", out.display());
-    let mut args = vec![
-        "build",
-        "--target-arches",
-        "amd64,arm64,riscv64",
-        "--base",
-        &base,
-        "--artifact",
-        &art,
-        "--input",
-        &venv,
-        "--package-recipe",
-        &pkg,
-        "--wrapper-recipe",
-        &wrp,
-        "--out",
-        &o,
-    ];
-    args.extend_from_slice(extra);
-    ocipack_ok(&args);
-}
-
-/// Everything a pipeline expects of the amd64 wrapper, run for real in
-/// containerd. Returns what is wrong instead of panicking, so the broken
-/// image test can assert on it.
-fn check_amd64_wrapper(ctrd: &Containerd, image: &str, id: &str) -> Result<(), String> {
-    // The image's own entrypoint and cmd.
-    let out = ctrd.run(image, &format!("{id}-default"), &[]);
-    let stdout = out.output;
-    if !out.success {
-        return Err(format!("entrypoint failed to run: {stdout}"));
-    }
-    for (want, what) in [
-        ("uid=1001", "user 1001"),
-        ("TARGET_ARCH=amd64", "configured environment"),
-        (
-            "/usr/local/llvm-target/bin",
-            "PATH with the relocated llvm-target",
-        ),
-        ("\n/workspace\n", "working directory /workspace"),
-    ] {
-        if !stdout.contains(want) {
-            return Err(format!(
-                "{what} missing: {want:?} not in the entrypoint's output:\n{stdout}"
-            ));
-        }
-    }
-    // The payload as a program in the container sees it.
-    let script = "readlink /usr/bin/cc; readlink /etc/alternatives/cc; \
-                  test -x /usr/local/llvm-target/bin/clang && echo clang-present; \
-                  /usr/local/lib/onnxruntime-genai/bin/genai-demo; cc -dumpmachine";
-    let out = ctrd.run(
-        image,
-        &format!("{id}-payload"),
-        &["/usr/local/bin/entrypoint.sh", "/bin/sh", "-c", script],
-    );
-    let stdout = out.output;
-    for (want, what) in [
-        (
-            "/etc/alternatives/cc\n",
-            "alternatives link /usr/bin/cc -> /etc/alternatives/cc",
-        ),
-        (
-            "/opt/gcc-16.1.0/bin/gcc\n",
-            "alternatives target /etc/alternatives/cc -> /opt/gcc-16.1.0/bin/gcc",
-        ),
-        (
-            "clang-present",
-            "relocated /usr/local/llvm-target/bin/clang",
-        ),
-        (
-            "genai-demo x86_64-linux-gnu ok",
-            "payload /usr/local/lib/onnxruntime-genai/bin/genai-demo",
-        ),
-        ("x86_64-linux-gnu\n", "cc -dumpmachine"),
-    ] {
-        if !stdout.contains(want) {
-            return Err(format!(
-                "{what} missing in the container; it printed:\n{stdout}"
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[test]

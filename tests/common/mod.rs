@@ -4,6 +4,7 @@
 pub mod containerd;
 pub mod proxy;
 pub mod registry;
+pub mod runtime;
 pub mod token;
 pub mod tools;
 

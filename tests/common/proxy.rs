@@ -29,6 +29,9 @@ pub enum Action {
     Stall(Duration),
     /// Forward, but replace this header's value in the answer.
     ForgeHeader(&'static str, &'static str),
+    /// Forward with this part of the path replaced (FROM, TO): a tag that
+    /// another writer moved, as the client sees it.
+    Rewrite(String, String),
 }
 
 /// When a rule fires, counting matching requests from 1.
@@ -261,7 +264,11 @@ fn handle(mut client: TcpStream, st: &State) -> std::io::Result<()> {
     // Forward with Connection: close.
     let mut up = TcpStream::connect(&st.upstream)?;
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut fwd = format!("{method} {target} HTTP/1.1\r\n");
+    let fwd_target = match &action {
+        Some(Action::Rewrite(from, to)) => target.replace(from.as_str(), to),
+        _ => target.clone(),
+    };
+    let mut fwd = format!("{method} {fwd_target} HTTP/1.1\r\n");
     for (k, v) in &headers {
         if !k.eq_ignore_ascii_case("connection") {
             fwd.push_str(&format!("{k}: {v}\r\n"));

@@ -206,6 +206,39 @@ impl Registry {
         }
     }
 
+    /// Deletes what `tag` points at through the registry API and returns
+    /// its digest. Distribution 2.8 deletes manifests by digest only (a
+    /// DELETE of a tag answers 400 DIGEST_INVALID, asserted here so a
+    /// registry that changes this is noticed); deleting the digest removes
+    /// every tag pointing at it. Needs `storage.delete.enabled` (set above).
+    pub fn delete_manifest_of(&self, repo: &str, tag: &str) -> String {
+        let bytes = self
+            .manifest(repo, tag)
+            .unwrap_or_else(|| panic!("{repo}:{tag} is not there to delete"));
+        let digest = ocipack::digest::sha256(&bytes).to_string();
+        let by_tag = self
+            .request("DELETE", &format!("/v2/{repo}/manifests/{tag}"), &[], &[])
+            .expect("DELETE by tag");
+        assert_eq!(
+            by_tag.status, 400,
+            "distribution 2.8 refuses to delete by tag; got {by_tag:?}"
+        );
+        let r = self
+            .request(
+                "DELETE",
+                &format!("/v2/{repo}/manifests/{digest}"),
+                &[],
+                &[],
+            )
+            .expect("DELETE manifest");
+        assert_eq!(r.status, 202, "DELETE {repo}@{digest}: {r:?}");
+        assert!(
+            self.manifest(repo, tag).is_none(),
+            "{repo}:{tag} still resolves after deleting {digest}"
+        );
+        digest
+    }
+
     /// Whether the repository has a blob.
     pub fn has_blob(&self, repo: &str, digest: &str) -> bool {
         let r = self
