@@ -359,3 +359,61 @@ fn registry_gates_refuse_mixed_incomplete_and_moved_indexes() {
     assert!(ok, "{err}");
     assert_eq!(json(&out)["forced"], serde_json::json!([]));
 }
+
+#[test]
+fn build_push_dry_run_prints_the_plan_and_contacts_nothing() {
+    // Nothing listens on port 1: a dry run must not try.
+    let image = "docker://127.0.0.1:1/k/rt:latest-cross";
+    let mut args = build_args();
+    args.extend(
+        [
+            "--push-all",
+            "--image",
+            image,
+            "--alias",
+            "latest",
+            "--dry-run",
+        ]
+        .map(String::from),
+    );
+    let plan = run_ok(ocipack_cmd().args(&args));
+    for arch in ARCHES {
+        assert!(
+            plan.contains(&format!(
+                "{arch}: push package oci:<staging>:latest-cross-package-{arch} -> \
+                 docker://127.0.0.1:1/k/rt:latest-cross-package-{arch}"
+            )),
+            "{plan}"
+        );
+        assert!(
+            plan.contains(&format!(
+                "{arch}: push wrapper oci:<staging>:latest-cross-{arch} -> \
+                 docker://127.0.0.1:1/k/rt:latest-cross-{arch}"
+            )),
+            "{plan}"
+        );
+    }
+    assert!(plan.contains(&format!("push index {image} last")), "{plan}");
+    args.push("--json".into());
+    let j = json(&run_ok(ocipack_cmd().args(&args)));
+    assert_eq!(j["published_index"], image);
+    assert_eq!(j["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(j["aliases"][0], "docker://127.0.0.1:1/k/rt:latest");
+
+    // --push needs --image; --image needs --push; one tag for both.
+    let mut no_image = build_args();
+    no_image.push("--push".into());
+    assert!(run_fail(ocipack_cmd().args(&no_image)).contains("--push needs --image"));
+    let mut mismatch = build_args();
+    mismatch.extend(
+        [
+            "--push",
+            "--image",
+            image,
+            "--out",
+            "oci:/nonexistent:other",
+        ]
+        .map(String::from),
+    );
+    assert!(run_fail(ocipack_cmd().args(&mismatch)).contains("different tags"));
+}

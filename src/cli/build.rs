@@ -479,29 +479,34 @@ fn publish(
     let registry = a.registry.dest_options(&progress.0)?;
     let mut packages = Vec::new();
     for p in plan {
-        let Some((pkg_dest, wrp_dest)) = &p.publish else {
+        let Some((pkg_dest, _)) = &p.publish else {
             continue;
         };
-        if a.push_all {
-            progress
-                .0
-                .note(&format!("ocipack: {}: push package -> {pkg_dest}", p.arch));
-            let pushed = push_image(&p.package, pkg_dest, &registry, a.force)
-                .with_context(|| format!("pushing {} to {pkg_dest}", p.package))?;
-            if pushed.forced {
-                progress.0.note(&format!(
-                    "ocipack: warning: freshness gate failed, overridden by --force: \
-                     {pkg_dest} does not serve {}",
-                    pushed.digest
-                ));
-            }
-            packages.push(pushed);
+        if !a.push_all {
+            break;
         }
         progress
             .0
-            .note(&format!("ocipack: {}: push wrapper -> {wrp_dest}", p.arch));
+            .note(&format!("ocipack: {}: push package -> {pkg_dest}", p.arch));
+        let pushed = push_image(&p.package, pkg_dest, &registry, a.force)
+            .with_context(|| format!("pushing {} to {pkg_dest}", p.package))?;
+        if pushed.forced {
+            progress.0.note(&format!(
+                "ocipack: warning: freshness gate failed, overridden by --force: \
+                 {pkg_dest} does not serve {}",
+                pushed.digest
+            ));
+        }
+        packages.push(pushed);
     }
-    progress.0.note(&format!("ocipack: push index -> {image}"));
+    let wrappers: Vec<String> = plan
+        .iter()
+        .filter_map(|p| p.publish.as_ref().map(|(_, w)| w.to_string()))
+        .collect();
+    progress.0.note(&format!(
+        "ocipack: push {} then index {image}",
+        wrappers.join(", ")
+    ));
     let mut opts = IndexOptions::new(image.clone(), plan.iter().map(|p| p.arch).collect(), None)?;
     opts.children = plan.iter().map(|p| (p.arch, p.wrapper.clone())).collect();
     opts.aliases = aliases.to_vec();
