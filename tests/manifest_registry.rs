@@ -358,6 +358,23 @@ fn registry_gates_refuse_mixed_incomplete_and_moved_indexes() {
     let (ok, out, err) = ocipack_out(&[&args[..], &["--json"]].concat());
     assert!(ok, "{err}");
     assert_eq!(json(&out)["forced"], serde_json::json!([]));
+
+    // Credentials reach every request: the push, and the freshness re-reads.
+    let auth = Registry::start_basic("ci", "s3cret");
+    let image = auth.url("k/a:latest-cross");
+    let args = [
+        "manifest",
+        "--push",
+        "--image",
+        &image,
+        "--children",
+        &children,
+    ];
+    let (ok, _, err) = ocipack_out(&args);
+    assert!(!ok && err.to_lowercase().contains("unauthorized"), "{err}");
+    let (ok, _, err) = ocipack_out(&[&args[..], &["--creds", "ci:s3cret"]].concat());
+    assert!(ok, "{err}");
+    assert!(auth.manifest("k/a", "latest-cross").is_some());
 }
 
 #[test]
