@@ -577,6 +577,24 @@ pub(crate) mod tests {
         tree.apply_layer(layer, &desc, String::new(), records)
     }
 
+    /// A one-layer tree from (path, kind, link) triples; files get their
+    /// path as content size.
+    pub fn tree_of(entries: &[(&str, EntryKind, Option<&str>)]) -> MergedTree {
+        let mut t = MergedTree::default();
+        let recs = entries
+            .iter()
+            .map(|(p, k, l)| {
+                let mut m = meta(*k, *l);
+                if *k == EntryKind::File {
+                    m.size = p.len() as u64;
+                }
+                R::E(Box::leak(p.to_string().into_boxed_str()), m)
+            })
+            .collect();
+        apply(&mut t, 0, recs).unwrap();
+        t
+    }
+
     fn paths(t: &MergedTree) -> Vec<String> {
         t.iter().map(|e| e.path.display().to_string()).collect()
     }
