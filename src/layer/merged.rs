@@ -142,6 +142,48 @@ impl MergedTree {
         Ok(tree)
     }
 
+    /// [`MergedTree::load`] through a cache: a tree loaded once for these
+    /// layer digests is read back instead of streaming the layers again.
+    pub fn load_cached(
+        src: &dyn ImageSource,
+        img: &ResolvedImage,
+        cache: Option<&super::cache::LayerCache>,
+    ) -> Result<MergedTree> {
+        if let Some(c) = cache {
+            if let Some(t) = super::treecache::get(c, img) {
+                return Ok(t);
+            }
+        }
+        let t = Self::load(src, img)?;
+        if let Some(c) = cache {
+            super::treecache::put(c, img, &t);
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn from_parts(
+        entries: BTreeMap<Vec<u8>, TreeEntry>,
+        layers: Vec<LayerInfo>,
+        root: Option<TreeEntry>,
+    ) -> MergedTree {
+        MergedTree {
+            entries,
+            layers,
+            root,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &BTreeMap<Vec<u8>, TreeEntry>,
+        &[LayerInfo],
+        Option<&TreeEntry>,
+    ) {
+        (&self.entries, &self.layers, self.root.as_ref())
+    }
+
     /// Applies one layer's records on top of the tree.
     pub(crate) fn apply_layer(
         &mut self,
