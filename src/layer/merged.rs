@@ -446,16 +446,14 @@ impl MergedTree {
                 .ok_or_else(|| Error::invalid("merged tree", format!("no layer {layer}")))?
                 .descriptor;
             let name = desc.digest().to_string();
-            let (stream, _tap) = scan::open_layer(src, desc)?;
-            let mut archive = tar::Archive::new(stream);
-            let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
             let mut it = list.into_iter().peekable();
-            for (ordinal, entry) in entries.enumerate() {
-                let Some((want, _)) = it.peek() else { break };
-                if ordinal as u64 != *want {
-                    continue;
+            scan::walk_layer(src, desc, false, |ordinal, entry| {
+                let Some((want, _)) = it.peek() else {
+                    return Ok(false);
+                };
+                if ordinal != *want {
+                    return Ok(true);
                 }
-                let entry = entry.map_err(|e| Error::from_io(&name, e))?;
                 let mut buf = Vec::new();
                 entry
                     .take(limit)
@@ -466,7 +464,8 @@ impl MergedTree {
                         out[i] = buf.clone();
                     }
                 }
-            }
+                Ok(it.peek().is_some())
+            })?;
             if it.peek().is_some() {
                 return Err(Error::invalid(
                     &name,
