@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ocipack::layer::canon::{encode_header, OutEntry};
-use ocipack::layer::gzip::ParallelGzip;
+use ocipack::layer::gzip::{ParallelGzip, DEFAULT_LEVEL};
 use sha2::{Digest, Sha256};
 
 const SIZE: usize = 16 << 20;
@@ -55,7 +55,7 @@ fn compression(c: &mut Criterion) {
     let mut g = c.benchmark_group("compress");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
-    for level in [1, 4, 6] {
+    for level in [1, 2, 4, 6] {
         g.bench_with_input(
             BenchmarkId::new("libdeflate-1MiB-blocks", level),
             &level,
@@ -88,7 +88,7 @@ fn compression(c: &mut Criterion) {
             &threads,
             |b, &t| {
                 b.iter(|| {
-                    let mut w = ParallelGzip::new(Vec::new(), 6, t).unwrap();
+                    let mut w = ParallelGzip::new(Vec::new(), DEFAULT_LEVEL, t).unwrap();
                     w.write_all(&data).unwrap();
                     w.finish().unwrap().len()
                 })
