@@ -147,6 +147,7 @@ fn tool_diff_id(out: &Layout, l: &BuiltLayer) -> String {
 fn whole_tree_equals_umoci_unpack_of_the_source() {
     require("umoci");
     require("getfattr");
+    require("zstd");
     for (tag, c) in [
         ("cross-android-arm64", Compression::Gzip),
         ("cross-android-riscv64-bad", Compression::Zstd),
@@ -569,4 +570,65 @@ fn append_a_directory_equals_umoci_unpack() {
     assert!(err.contains("nonexistent"), "{err}");
     let idx = fs::read_to_string(out.join("index.json")).unwrap();
     assert!(!idx.contains("\"bad\""));
+}
+
+#[test]
+fn appending_to_a_docker_image_keeps_docker_media_types() {
+    let t = tempfile::tempdir().unwrap();
+    let l = Layout::open_or_create(t.path().join("l")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("etc/hostname").unwrap();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x\n"[..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let ld = l
+        .write_blob_bytes(
+            &layer,
+            oci_spec::image::MediaType::Other(
+                "application/vnd.docker.image.rootfs.diff.tar".into(),
+            ),
+        )
+        .unwrap();
+    let cfg = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [ocipack::digest::sha256(&layer).to_string()]}});
+    let cd = l
+        .write_blob_bytes(
+            &canonical_json(&cfg).unwrap(),
+            oci_spec::image::MediaType::Other(ocipack::manifest::DOCKER_CONFIG.into()),
+        )
+        .unwrap();
+    let man = json!({"schemaVersion": 2, "mediaType": ocipack::manifest::DOCKER_MANIFEST,
+        "config": {"mediaType": ocipack::manifest::DOCKER_CONFIG, "size": cd.size(), "digest": cd.digest().to_string()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "size": ld.size(), "digest": ld.digest().to_string()}]});
+    let raw = RawManifest::from_bytes(canonical_json(&man).unwrap(), None).unwrap();
+    l.put_blob(&raw.descriptor(), &mut raw.bytes()).unwrap();
+    l.set_tags(&[("d".into(), raw.descriptor())]).unwrap();
+    let dir = t.path().join("add");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("f"), b"y").unwrap();
+    let out = ocipack_ok(&[
+        "append",
+        "--base",
+        &format!("oci:{}:d", l.root().display()),
+        "--dir",
+        &format!("{}:/srv", dir.display()),
+        "--out",
+        &format!("oci:{}:d2", l.root().display()),
+        "--no-cache",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = v["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(l.root().join("blobs/sha256").join(d)).unwrap()).unwrap();
+    assert_eq!(m["mediaType"], ocipack::manifest::DOCKER_MANIFEST);
+    assert_eq!(m["config"]["mediaType"], ocipack::manifest::DOCKER_CONFIG);
+    assert_eq!(
+        m["layers"][1]["mediaType"],
+        ocipack::manifest::DOCKER_LAYER_GZIP
+    );
+    assert_eq!(m["layers"][0], man["layers"][0]);
 }

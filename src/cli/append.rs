@@ -29,6 +29,10 @@ pub struct Args {
     /// Layer compression: gzip, zstd or none.
     #[arg(long, default_value = "gzip", value_parser = compression_arg)]
     pub compression: Compression,
+    /// Compression level (gzip: libdeflate 1-12, default 2; zstd: 1-19,
+    /// default 3). See BENCHMARKS.md.
+    #[arg(long)]
+    pub level: Option<i32>,
     /// Compression threads (the output does not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -86,6 +90,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         compression: a.compression,
         ..LayerOptions::default()
     };
+    if let Some(l) = a.level {
+        match a.compression {
+            Compression::Gzip if (1..=12).contains(&l) => opts.gzip_level = l as u32,
+            Compression::Zstd if (1..=19).contains(&l) => opts.zstd_level = l,
+            Compression::None => {}
+            c => bail!("--level {l} is out of range for {c:?}"),
+        }
+    }
     if let Some(t) = a.threads {
         opts.threads = t.max(1);
     }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -28,7 +28,7 @@ use oci_spec::image::Descriptor;
 
 use super::canon::{Body, OutEntry};
 use super::merged::{ContentRef, LayerInfo};
-use super::scan::open_layer;
+use super::scan::walk_layer;
 use crate::error::{Error, Result};
 use crate::transport::ImageSource;
 
@@ -64,7 +64,12 @@ fn local_body(e: &OutEntry, w: &mut dyn Write) -> Result<()> {
         Body::None => Ok(()),
         Body::Bytes(b) => w.write_all(b).map_err(|er| Error::io(&e.path, er)),
         Body::File(p) => {
-            let f = File::open(p).map_err(|er| Error::io(p, er))?;
+            // Never follow a symlink swapped in since the walk.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(p)
+                .map_err(|er| Error::io(p, er))?;
             let n = io::copy(&mut f.take(e.size), w).map_err(|er| Error::io(p, er))?;
             if n != e.size {
                 return Err(Error::invalid(
@@ -311,39 +316,44 @@ fn produce(
 ) {
     let name = desc.digest().to_string();
     let r = (|| -> Result<bool> {
-        let (stream, tap) = open_layer(src, desc)?;
-        let mut archive = tar::Archive::new(stream);
         let mut it = wanted.iter().peekable();
-        {
-            let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
-            for (ordinal, entry) in entries.enumerate() {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(false);
+        let mut stopped = false;
+        walk_layer(src, desc, true, |ordinal, entry| {
+            if cancel.load(Ordering::Relaxed) {
+                stopped = true;
+                return Ok(false);
+            }
+            let Some(&&want) = it.peek() else {
+                return Ok(false);
+            };
+            if ordinal != want {
+                return Ok(true);
+            }
+            it.next();
+            if tx.send(Msg::Begin(want)).is_err() {
+                stopped = true;
+                return Ok(false);
+            }
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = fill(entry, &mut buf).map_err(|e| Error::from_io(&name, e))?;
+                if n == 0 {
+                    break;
                 }
-                let Some(&&want) = it.peek() else { break };
-                let mut entry = entry.map_err(|e| Error::from_io(&name, e))?;
-                if ordinal as u64 != want {
-                    continue;
-                }
-                it.next();
-                if tx.send(Msg::Begin(want)).is_err() {
-                    return Ok(false);
-                }
-                loop {
-                    let mut buf = vec![0u8; CHUNK];
-                    let n = fill(&mut entry, &mut buf).map_err(|e| Error::from_io(&name, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    buf.truncate(n);
-                    if tx.send(Msg::Data(buf)).is_err() {
-                        return Ok(false);
-                    }
-                }
-                if tx.send(Msg::End).is_err() {
+                buf.truncate(n);
+                if tx.send(Msg::Data(buf)).is_err() {
+                    stopped = true;
                     return Ok(false);
                 }
             }
+            if tx.send(Msg::End).is_err() {
+                stopped = true;
+                return Ok(false);
+            }
+            Ok(it.peek().is_some())
+        })?;
+        if stopped {
+            return Ok(false);
         }
         if let Some(missing) = it.next() {
             return Err(Error::invalid(
@@ -351,8 +361,6 @@ fn produce(
                 format!("layer ended before entry #{missing}"),
             ));
         }
-        drop(archive);
-        tap.drain().map_err(|e| Error::from_io(&name, e))?;
         Ok(true)
     })();
     let _ = match r {

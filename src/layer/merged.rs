@@ -142,6 +142,48 @@ impl MergedTree {
         Ok(tree)
     }
 
+    /// [`MergedTree::load`] through a cache: a tree loaded once for these
+    /// layer digests is read back instead of streaming the layers again.
+    pub fn load_cached(
+        src: &dyn ImageSource,
+        img: &ResolvedImage,
+        cache: Option<&super::cache::LayerCache>,
+    ) -> Result<MergedTree> {
+        if let Some(c) = cache {
+            if let Some(t) = super::treecache::get(c, img) {
+                return Ok(t);
+            }
+        }
+        let t = Self::load(src, img)?;
+        if let Some(c) = cache {
+            super::treecache::put(c, img, &t);
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn from_parts(
+        entries: BTreeMap<Vec<u8>, TreeEntry>,
+        layers: Vec<LayerInfo>,
+        root: Option<TreeEntry>,
+    ) -> MergedTree {
+        MergedTree {
+            entries,
+            layers,
+            root,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &BTreeMap<Vec<u8>, TreeEntry>,
+        &[LayerInfo],
+        Option<&TreeEntry>,
+    ) {
+        (&self.entries, &self.layers, self.root.as_ref())
+    }
+
     /// Applies one layer's records on top of the tree.
     pub(crate) fn apply_layer(
         &mut self,
@@ -404,16 +446,14 @@ impl MergedTree {
                 .ok_or_else(|| Error::invalid("merged tree", format!("no layer {layer}")))?
                 .descriptor;
             let name = desc.digest().to_string();
-            let (stream, _tap) = scan::open_layer(src, desc)?;
-            let mut archive = tar::Archive::new(stream);
-            let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
             let mut it = list.into_iter().peekable();
-            for (ordinal, entry) in entries.enumerate() {
-                let Some((want, _)) = it.peek() else { break };
-                if ordinal as u64 != *want {
-                    continue;
+            scan::walk_layer(src, desc, false, |ordinal, entry| {
+                let Some((want, _)) = it.peek() else {
+                    return Ok(false);
+                };
+                if ordinal != *want {
+                    return Ok(true);
                 }
-                let entry = entry.map_err(|e| Error::from_io(&name, e))?;
                 let mut buf = Vec::new();
                 entry
                     .take(limit)
@@ -424,7 +464,8 @@ impl MergedTree {
                         out[i] = buf.clone();
                     }
                 }
-            }
+                Ok(it.peek().is_some())
+            })?;
             if it.peek().is_some() {
                 return Err(Error::invalid(
                     &name,
@@ -575,6 +616,24 @@ pub(crate) mod tests {
             })
             .collect();
         tree.apply_layer(layer, &desc, String::new(), records)
+    }
+
+    /// A one-layer tree from (path, kind, link) triples; files get their
+    /// path as content size.
+    pub fn tree_of(entries: &[(&str, EntryKind, Option<&str>)]) -> MergedTree {
+        let mut t = MergedTree::default();
+        let recs = entries
+            .iter()
+            .map(|(p, k, l)| {
+                let mut m = meta(*k, *l);
+                if *k == EntryKind::File {
+                    m.size = p.len() as u64;
+                }
+                R::E(Box::leak(p.to_string().into_boxed_str()), m)
+            })
+            .collect();
+        apply(&mut t, 0, recs).unwrap();
+        t
     }
 
     fn paths(t: &MergedTree) -> Vec<String> {

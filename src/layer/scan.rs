@@ -90,6 +90,89 @@ pub fn open_layer<'a>(
     Ok((stream, tap))
 }
 
+/// A tar stream that counts what it delivered and notes where it ended.
+pub struct Counted<'a> {
+    inner: Box<dyn Read + Send + 'a>,
+    total: u64,
+    eof: bool,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        self.total += n as u64;
+        Ok(n)
+    }
+}
+
+/// The entry type [`walk_layer`] hands out.
+pub type LayerEntry<'e, 'a> = tar::Entry<'e, Counted<'a>>;
+
+/// Streams a layer's entries through `f(ordinal, entry)` until it returns
+/// `false` or the layer ends; with `drain`, then reads the blob to its end
+/// so its digest is verified.
+///
+/// A layer whose tar stops right after the last entry's data, without
+/// padding or the two zero blocks, is accepted (with a warning) as Go's
+/// `archive/tar`, and so Docker, containerd and umoci, accept it: `umoci
+/// insert` before 0.4.8 wrote such layers (umoci#436). A stream that ends
+/// inside an entry's data is still an error.
+pub fn walk_layer<'a>(
+    src: &'a dyn ImageSource,
+    desc: &Descriptor,
+    drain: bool,
+    mut f: impl FnMut(u64, &mut LayerEntry<'_, 'a>) -> Result<bool>,
+) -> Result<()> {
+    let name = desc.digest().to_string();
+    let (stream, tap) = open_layer(src, desc)?;
+    let mut archive = tar::Archive::new(Counted {
+        inner: stream,
+        total: 0,
+        eof: false,
+    });
+    let mut data_end = 0u64;
+    let mut broken_end = false;
+    {
+        let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
+        for (ordinal, entry) in entries.enumerate() {
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    broken_end = true;
+                    // Decided below, once the stream's state can be read.
+                    tracing::debug!(layer = %name, "tar error at entry {ordinal}: {e}");
+                    break;
+                }
+            };
+            data_end = entry.raw_file_position() + entry.size();
+            if !f(ordinal as u64, &mut entry)? {
+                break;
+            }
+        }
+    }
+    let stream = archive.into_inner();
+    if broken_end {
+        if !(stream.eof && stream.total >= data_end) {
+            return Err(Error::invalid(
+                &name,
+                "layer tar is corrupt or truncated inside an entry",
+            ));
+        }
+        tracing::warn!(
+            layer = %name,
+            "layer tar lacks its end-of-archive blocks (written by umoci insert < 0.4.8?); accepted like Go's archive/tar does"
+        );
+    }
+    drop(stream);
+    if drain {
+        tap.drain().map_err(|e| Error::from_io(&name, e))?;
+    }
+    Ok(())
+}
+
 fn unsafe_path(layer: &str, entry: &Path, reason: impl Into<String>) -> Error {
     Error::UnsafePath {
         layer: layer.to_string(),
@@ -211,22 +294,60 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
 /// Reads every entry's metadata from one layer, verifying the whole blob.
 pub fn scan_layer(src: &dyn ImageSource, desc: &Descriptor) -> Result<Vec<Numbered>> {
     let layer = desc.digest().to_string();
-    let (stream, tap) = open_layer(src, desc)?;
-    let mut archive = tar::Archive::new(stream);
     let mut out = Vec::new();
-    {
-        let entries = archive.entries().map_err(|e| Error::from_io(&layer, e))?;
-        for (ordinal, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| Error::from_io(&layer, e))?;
-            if let Some(record) = read_entry(&mut entry, &layer)? {
-                out.push(Numbered {
-                    ordinal: ordinal as u64,
-                    record,
-                });
-            }
+    walk_layer(src, desc, true, |ordinal, entry| {
+        if let Some(record) = read_entry(entry, &layer)? {
+            out.push(Numbered { ordinal, record });
         }
-    }
-    drop(archive);
-    tap.drain().map_err(|e| Error::from_io(&layer, e))?;
+        Ok(true)
+    })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::transport::LayoutSource;
+    use oci_spec::image::MediaType;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, body) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(p).unwrap();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append(&h, *body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn scan_bytes(bytes: &[u8]) -> Result<Vec<Numbered>> {
+        let t = tempfile::tempdir().unwrap();
+        let l = Layout::open_or_create(t.path()).unwrap();
+        let d = l.write_blob_bytes(bytes, MediaType::ImageLayer).unwrap();
+        let src = LayoutSource {
+            layout: l,
+            selector: None,
+        };
+        scan_layer(&src, &d)
+    }
+
+    #[test]
+    fn tolerates_a_missing_end_of_archive_like_go_does() {
+        let full = tar_of(&[("a", b"hello"), ("b", b"world!")]);
+        assert_eq!(scan_bytes(&full).unwrap().len(), 2);
+        // umoci insert < 0.4.8: no padding after the last data, no footer.
+        let cut = &full[..512 + 512 + 512 + 6];
+        assert_eq!(scan_bytes(cut).unwrap().len(), 2);
+        // Cut inside the last entry's data: an error.
+        let bad = &full[..512 + 512 + 512 + 3];
+        let err = scan_bytes(bad).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
 }

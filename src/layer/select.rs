@@ -238,3 +238,137 @@ fn via_parent_symlinks<'t>(tree: &'t MergedTree, src: &Path) -> Result<Option<&'
     }
     Ok(tree.get(&resolved))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::merged::tests::tree_of;
+    use EntryKind::*;
+
+    fn tree() -> MergedTree {
+        tree_of(&[
+            ("opt", Dir, None),
+            ("opt/llvm-target", Dir, None),
+            ("opt/llvm-target/bin", Dir, None),
+            ("opt/llvm-target/bin/clang", File, None),
+            ("opt/llvm-target/bin/clang++", Symlink, Some("clang")),
+            ("opt/vulkan", Dir, None),
+            ("opt/vulkan/1.4", Dir, None),
+            ("opt/vulkan/1.4/x86_64", Dir, None),
+            ("opt/vulkan/1.4/x86_64/vulkaninfo", File, None),
+            ("opt/vulkan/1.4/aarch64", Dir, None),
+            ("opt/vulkan/1.4/aarch64/libvulkan.so.1", File, None),
+            ("usr", Dir, None),
+            ("usr/lib", Dir, None),
+            ("usr/lib/libLiteRt.so", Symlink, Some("libLiteRt.so.1")),
+            ("usr/lib/libLiteRt.so.1", File, None),
+            ("usr/lib/libother.so", File, None),
+            ("lib", Symlink, Some("usr/lib")),
+        ])
+    }
+
+    fn dests(p: &Picks<'_>) -> Vec<String> {
+        p.values().map(|x| x.dest.display().to_string()).collect()
+    }
+
+    #[test]
+    fn relocation_exclusion_and_owner() {
+        let t = tree();
+        let sel = Selection::new(vec![
+            SelectRule {
+                dest: Some("/usr/local/llvm-target".into()),
+                owner: Some((1001, 1001)),
+                ..SelectRule::path("/opt/llvm-target")
+            },
+            SelectRule {
+                exclude: vec!["/opt/vulkan/*/x86_64".into()],
+                ..SelectRule::path("/opt/vulkan/")
+            },
+        ]);
+        let p = sel.apply(&t).unwrap();
+        assert_eq!(
+            dests(&p),
+            [
+                "opt/vulkan",
+                "opt/vulkan/1.4",
+                "opt/vulkan/1.4/aarch64",
+                "opt/vulkan/1.4/aarch64/libvulkan.so.1",
+                "usr/local/llvm-target",
+                "usr/local/llvm-target/bin",
+                "usr/local/llvm-target/bin/clang",
+                "usr/local/llvm-target/bin/clang++",
+            ]
+        );
+        let clang = p.values().find(|x| x.dest.ends_with("clang")).unwrap();
+        assert_eq!(clang.owner, Some((1001, 1001)));
+        assert_eq!(clang.entry.path, Path::new("opt/llvm-target/bin/clang"));
+        assert!(!sel.is_plain());
+    }
+
+    #[test]
+    fn globs_optional_and_missing() {
+        let t = tree();
+        let p = Selection::new(vec![SelectRule::path("/usr/lib/libLiteRt*.so*")])
+            .apply(&t)
+            .unwrap();
+        assert_eq!(
+            dests(&p),
+            ["usr/lib/libLiteRt.so", "usr/lib/libLiteRt.so.1"]
+        );
+        let p = Selection::new(vec![SelectRule {
+            dest: Some("/x".into()),
+            ..SelectRule::path("/usr/lib/libLiteRt*")
+        }])
+        .apply(&t)
+        .unwrap();
+        assert_eq!(dests(&p), ["x/libLiteRt.so", "x/libLiteRt.so.1"]);
+        let missing = Selection::new(vec![SelectRule::path("/usr/lib/onnxruntime-gpu")]);
+        let err = missing.apply(&t).unwrap_err();
+        assert!(
+            err.to_string().contains("/usr/lib/onnxruntime-gpu"),
+            "{err}"
+        );
+        let optional = Selection::new(vec![SelectRule {
+            optional: true,
+            ..SelectRule::path("/usr/lib/onnxruntime-gpu")
+        }]);
+        assert!(optional.apply(&t).unwrap().is_empty());
+        let none = Selection::new(vec![SelectRule::path("/usr/lib/*.a")]);
+        assert!(none.apply(&t).is_err());
+        assert!(Selection::new(vec![SelectRule::path("relative")])
+            .apply(&t)
+            .is_err());
+        assert!(Selection::new(vec![SelectRule::path("/opt/../etc")])
+            .apply(&t)
+            .is_err());
+    }
+
+    #[test]
+    fn parent_symlinks_are_followed_for_literal_sources() {
+        let t = tree();
+        let p = Selection::new(vec![SelectRule::path("/lib/libother.so")])
+            .apply(&t)
+            .unwrap();
+        // It lands where it really is, not under the `lib` symlink.
+        assert_eq!(dests(&p), ["usr/lib/libother.so"]);
+    }
+
+    #[test]
+    fn everything_and_later_rules_win() {
+        let t = tree();
+        let p = Selection::new(vec![
+            SelectRule::path("/"),
+            SelectRule {
+                owner: Some((7, 7)),
+                ..SelectRule::path("/usr")
+            },
+        ])
+        .apply(&t)
+        .unwrap();
+        assert_eq!(p.len(), t.len());
+        let lib = p.values().find(|x| x.dest == Path::new("usr/lib")).unwrap();
+        assert_eq!((lib.rule, lib.owner), (1, Some((7, 7))));
+        let root = p.values().find(|x| x.dest == Path::new("opt")).unwrap();
+        assert_eq!(root.owner, None);
+    }
+}

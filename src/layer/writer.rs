@@ -376,3 +376,217 @@ pub fn layer_from_dir(
     }
     Ok(built)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::select::SelectRule;
+    use crate::reference::Reference;
+    use crate::transport::open_source;
+    use std::io::Read;
+
+    fn plain(epoch: Option<u64>) -> LayerOptions {
+        LayerOptions {
+            compression: Compression::None,
+            threads: 1,
+            source_date_epoch: epoch,
+            reuse_layers: false,
+            cache: None,
+            ..LayerOptions::default()
+        }
+    }
+
+    /// (path, type, size, link, mode, mtime, body) of every entry.
+    type Listed = (
+        String,
+        tar::EntryType,
+        u64,
+        Option<String>,
+        u32,
+        u64,
+        Vec<u8>,
+    );
+
+    fn list(out: &Layout, b: &BuiltLayer) -> Vec<Listed> {
+        let bytes = std::fs::read(out.blob_path(b.descriptor.digest()).unwrap()).unwrap();
+        assert_eq!(crate::digest::sha256(&bytes), b.diff_id);
+        let mut a = tar::Archive::new(&bytes[..]);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut body = Vec::new();
+                e.read_to_end(&mut body).unwrap();
+                (
+                    e.path()
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    h.entry_type(),
+                    h.size().unwrap(),
+                    e.link_name().unwrap().map(|l| l.display().to_string()),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                    body,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tree_selected_twice_is_two_copies_not_links() {
+        let t = tempfile::tempdir().unwrap();
+        let fx = format!(
+            "oci:{}/fixtures/artifacts:cross-android-amd64",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let src = open_source(&fx.parse::<Reference>().unwrap()).unwrap();
+        let img = crate::image::resolve_image(src.as_ref(), None).unwrap();
+        let tree = MergedTree::load(src.as_ref(), &img).unwrap();
+        let sel = Selection::new(vec![
+            SelectRule {
+                dest: Some("/b".into()),
+                ..SelectRule::path("/opt/ffmpeg")
+            },
+            SelectRule {
+                dest: Some("/a".into()),
+                ..SelectRule::path("/opt/ffmpeg")
+            },
+            SelectRule::path("/opt/gcc-16.1.0/bin"),
+        ]);
+        let out = Layout::open_or_create(t.path().join("o")).unwrap();
+        let b = layer_from_image(src.as_ref(), &img, &tree, &sel, &out, &plain(None)).unwrap();
+        let l = list(&out, &b);
+        let get = |p: &str| l.iter().find(|e| e.0 == p).unwrap().clone();
+        let (a, bb) = (get("a/bin/ffmpeg"), get("b/bin/ffmpeg"));
+        assert_eq!(a.1, tar::EntryType::Regular);
+        assert_eq!(bb.1, tar::EntryType::Regular);
+        assert!(!a.6.is_empty());
+        assert_eq!(a.6, bb.6);
+        let hl = get("opt/gcc-16.1.0/bin/x86_64-linux-gnu-gcc");
+        assert_eq!(hl.1, tar::EntryType::Link);
+        assert_eq!(hl.3.as_deref(), Some("opt/gcc-16.1.0/bin/gcc"));
+        let names: Vec<_> = l.iter().map(|e| e.0.clone()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|p| crate::layer::path::sort_key(Path::new(p)));
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn zstd_and_gzip_do_not_depend_on_the_thread_count() {
+        // Several zstd jobs (about 8 MiB each at level 3) and gzip blocks.
+        let mut x: u64 = 7;
+        let data: Vec<u8> = (0..24 << 20)
+            .map(|i| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                if i % 5 == 0 {
+                    (x >> 56) as u8
+                } else {
+                    b"layer "[i % 6]
+                }
+            })
+            .collect();
+        for c in [Compression::Zstd, Compression::Gzip] {
+            let outs: Vec<Vec<u8>> = [1, 2, 8]
+                .iter()
+                .map(|&threads| {
+                    let o = LayerOptions {
+                        compression: c,
+                        threads,
+                        ..plain(None)
+                    };
+                    let mut e = Encoder::new(Vec::new(), &o).unwrap();
+                    for chunk in data.chunks(100_000) {
+                        e.write_all(chunk).unwrap();
+                    }
+                    e.finish().unwrap()
+                })
+                .collect();
+            assert!(outs.windows(2).all(|w| w[0] == w[1]), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn generated_files_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let out = Layout::open_or_create(t.path()).unwrap();
+        let e = |p: &str, kind: SyntheticKind, mode| SyntheticEntry {
+            path: p.into(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+        };
+        let b = layer_from_entries(
+            vec![
+                e(
+                    "/usr/bin/cc",
+                    SyntheticKind::Symlink("/etc/alternatives/cc".into()),
+                    0o777,
+                ),
+                e(
+                    "/etc/alternatives/cc",
+                    SyntheticKind::Symlink("/opt/gcc-16.1.0/bin/gcc".into()),
+                    0o777,
+                ),
+                e(
+                    "/etc/ld.so.conf.d/gcc-custom.conf",
+                    SyntheticKind::File(b"/opt/gcc-16.1.0/lib64\n".to_vec()),
+                    0o644,
+                ),
+                e("/var/lib/dpkg/alternatives", SyntheticKind::Dir, 0o755),
+            ],
+            &out,
+            &plain(Some(1_700_000_000)),
+        )
+        .unwrap();
+        let l = list(&out, &b);
+        let names: Vec<_> = l.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/alternatives",
+                "etc/alternatives/cc",
+                "etc/ld.so.conf.d",
+                "etc/ld.so.conf.d/gcc-custom.conf",
+                "usr",
+                "usr/bin",
+                "usr/bin/cc",
+                "var",
+                "var/lib",
+                "var/lib/dpkg",
+                "var/lib/dpkg/alternatives",
+            ]
+        );
+        assert!(l.iter().all(|e| e.5 == 1_700_000_000));
+        assert_eq!(l[4].6, b"/opt/gcc-16.1.0/lib64\n");
+        assert_eq!(l[7].3.as_deref(), Some("/etc/alternatives/cc"));
+        assert_eq!(b.paths, [PathBuf::from("etc/ld.so.conf.d/gcc-custom.conf")]);
+        // Same input, same layer.
+        let again = layer_from_entries(
+            vec![e(
+                "usr/bin/cc",
+                SyntheticKind::Symlink("/etc/alternatives/cc".into()),
+                0o777,
+            )],
+            &out,
+            &plain(Some(1_700_000_000)),
+        )
+        .unwrap();
+        let again2 = layer_from_entries(
+            vec![e(
+                "/usr/bin/./cc",
+                SyntheticKind::Symlink("/etc/alternatives/cc".into()),
+                0o777,
+            )],
+            &out,
+            &plain(Some(1_700_000_000)),
+        )
+        .unwrap();
+        assert_eq!(again.descriptor, again2.descriptor);
+    }
+}

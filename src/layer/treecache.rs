@@ -1,0 +1,346 @@
+//! Cached merged trees: loading a tree streams every layer of the image,
+//! which a rerun should not do again. The tree depends only on the layer
+//! digests, so it is stored under a key made of them, in a compact binary
+//! form with a sha256 trailer (a damaged file is a miss, never a wrong
+//! tree).
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use sha2::{Digest as _, Sha256};
+
+use super::cache::LayerCache;
+use super::merged::{ContentRef, EntryKind, LayerInfo, MergedTree, TreeEntry};
+use super::path::sort_key;
+use crate::atomic;
+use crate::digest::sha256;
+use crate::error::Result;
+use crate::image::ResolvedImage;
+
+const MAGIC: &[u8] = b"ocipack-tree-1\n";
+
+/// Key of an image's tree.
+pub fn tree_key(img: &ResolvedImage) -> String {
+    let mut s = String::from("tree-1");
+    for d in img.layers() {
+        s.push(' ');
+        s.push_str(d.digest().as_ref());
+    }
+    sha256(s.as_bytes()).digest().to_string()
+}
+
+fn path_of(cache: &LayerCache, key: &str) -> PathBuf {
+    cache.dir().join("trees").join(format!("{key}.bin"))
+}
+
+/// The cached tree, if present and intact.
+pub fn get(cache: &LayerCache, img: &ResolvedImage) -> Option<MergedTree> {
+    let p = path_of(cache, &tree_key(img));
+    let bytes = std::fs::read(&p).ok()?;
+    if bytes.len() < 32 {
+        return None;
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != sum {
+        tracing::warn!(path = %p.display(), "damaged tree cache entry ignored");
+        return None;
+    }
+    match decode(body) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(path = %p.display(), "unreadable tree cache entry: {e}");
+            None
+        }
+    }
+}
+
+/// Stores a tree; failures only cost a future reload.
+pub fn put(cache: &LayerCache, img: &ResolvedImage, tree: &MergedTree) {
+    let p = path_of(cache, &tree_key(img));
+    let r = (|| -> Result<()> {
+        atomic::create_dir_all(atomic::parent_dir(&p))?;
+        let mut body = Vec::new();
+        encode(tree, &mut body).map_err(|e| crate::Error::io(&p, e))?;
+        let sum = Sha256::digest(&body);
+        body.extend_from_slice(&sum);
+        atomic::write_file(&p, &body)
+    })();
+    if let Err(e) = r {
+        tracing::warn!("tree cache: {e}");
+    }
+}
+
+struct W<'a>(BufWriter<&'a mut Vec<u8>>);
+
+impl W<'_> {
+    fn u8(&mut self, v: u8) -> io::Result<()> {
+        self.0.write_all(&[v])
+    }
+    fn u32(&mut self, v: u32) -> io::Result<()> {
+        self.0.write_all(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) -> io::Result<()> {
+        self.0.write_all(&v.to_le_bytes())
+    }
+    fn bytes(&mut self, b: &[u8]) -> io::Result<()> {
+        self.u64(b.len() as u64)?;
+        self.0.write_all(b)
+    }
+    fn opt_bytes(&mut self, b: Option<&[u8]>) -> io::Result<()> {
+        match b {
+            None => self.u8(0),
+            Some(b) => {
+                self.u8(1)?;
+                self.bytes(b)
+            }
+        }
+    }
+}
+
+struct R<'a>(BufReader<&'a [u8]>);
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+impl R<'_> {
+    fn u8(&mut self) -> io::Result<u8> {
+        let mut b = [0u8; 1];
+        self.0.read_exact(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.0.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.0.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn bytes(&mut self) -> io::Result<Vec<u8>> {
+        let n = self.u64()?;
+        if n > 1 << 30 {
+            return Err(bad("length out of range"));
+        }
+        let mut v = vec![0u8; n as usize];
+        self.0.read_exact(&mut v)?;
+        Ok(v)
+    }
+    fn opt_bytes(&mut self) -> io::Result<Option<Vec<u8>>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.bytes().map(Some),
+            _ => Err(bad("bad option tag")),
+        }
+    }
+    fn string(&mut self) -> io::Result<String> {
+        String::from_utf8(self.bytes()?).map_err(|_| bad("bad utf-8"))
+    }
+}
+
+fn kind_code(k: EntryKind) -> u8 {
+    match k {
+        EntryKind::File => 0,
+        EntryKind::Dir => 1,
+        EntryKind::Symlink => 2,
+        EntryKind::HardLink => 3,
+        EntryKind::Char => 4,
+        EntryKind::Block => 5,
+        EntryKind::Fifo => 6,
+    }
+}
+
+fn kind_of(c: u8) -> io::Result<EntryKind> {
+    Ok(match c {
+        0 => EntryKind::File,
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink,
+        3 => EntryKind::HardLink,
+        4 => EntryKind::Char,
+        5 => EntryKind::Block,
+        6 => EntryKind::Fifo,
+        _ => return Err(bad("bad entry kind")),
+    })
+}
+
+fn enc_entry(w: &mut W<'_>, e: &TreeEntry) -> io::Result<()> {
+    w.bytes(e.path.as_os_str().as_bytes())?;
+    w.u8(kind_code(e.kind))?;
+    w.u32(e.mode)?;
+    w.u64(e.uid)?;
+    w.u64(e.gid)?;
+    w.u64(e.mtime)?;
+    w.u64(e.size)?;
+    w.opt_bytes(e.link.as_deref().map(|l| l.as_os_str().as_bytes()))?;
+    w.u64(e.xattrs.len() as u64)?;
+    for (k, v) in &e.xattrs {
+        w.bytes(k.as_bytes())?;
+        w.bytes(v)?;
+    }
+    match e.dev {
+        None => w.u8(0)?,
+        Some((a, b)) => {
+            w.u8(1)?;
+            w.u32(a)?;
+            w.u32(b)?;
+        }
+    }
+    w.u32(e.layer)?;
+    match e.content {
+        None => w.u8(0),
+        Some(c) => {
+            w.u8(1)?;
+            w.u32(c.layer)?;
+            w.u64(c.ordinal)
+        }
+    }
+}
+
+fn dec_entry(r: &mut R<'_>) -> io::Result<TreeEntry> {
+    let os = |b: Vec<u8>| PathBuf::from(std::ffi::OsStr::from_bytes(&b));
+    let path = os(r.bytes()?);
+    let kind = kind_of(r.u8()?)?;
+    let mode = r.u32()?;
+    let uid = r.u64()?;
+    let gid = r.u64()?;
+    let mtime = r.u64()?;
+    let size = r.u64()?;
+    let link = r.opt_bytes()?.map(os);
+    let n = r.u64()?;
+    let mut xattrs = BTreeMap::new();
+    for _ in 0..n {
+        let k = r.string()?;
+        xattrs.insert(k, r.bytes()?);
+    }
+    let dev = match r.u8()? {
+        0 => None,
+        _ => Some((r.u32()?, r.u32()?)),
+    };
+    let layer = r.u32()?;
+    let content = match r.u8()? {
+        0 => None,
+        _ => Some(ContentRef {
+            layer: r.u32()?,
+            ordinal: r.u64()?,
+        }),
+    };
+    Ok(TreeEntry {
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        mtime,
+        size,
+        link,
+        xattrs,
+        dev,
+        layer,
+        content,
+    })
+}
+
+fn encode(tree: &MergedTree, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut w = W(BufWriter::new(out));
+    w.0.write_all(MAGIC)?;
+    let (entries, layers, root) = tree.parts();
+    w.u64(layers.len() as u64)?;
+    for l in layers {
+        w.bytes(l.descriptor.media_type().to_string().as_bytes())?;
+        w.bytes(l.descriptor.digest().as_ref().as_bytes())?;
+        w.u64(l.descriptor.size())?;
+        w.bytes(l.diff_id.as_bytes())?;
+        w.u64(l.entries)?;
+        w.u64(l.whiteouts)?;
+        w.u64(l.max_mtime)?;
+    }
+    match root {
+        None => w.u8(0)?,
+        Some(r) => {
+            w.u8(1)?;
+            enc_entry(&mut w, r)?;
+        }
+    }
+    w.u64(entries.len() as u64)?;
+    for e in entries.values() {
+        enc_entry(&mut w, e)?;
+    }
+    w.0.flush()
+}
+
+fn decode(body: &[u8]) -> io::Result<MergedTree> {
+    let mut r = R(BufReader::new(body));
+    let mut magic = vec![0u8; MAGIC.len()];
+    r.0.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(bad("not a tree cache file"));
+    }
+    let n = r.u64()?;
+    let mut layers = Vec::new();
+    for _ in 0..n {
+        let mt = MediaType::from(r.string()?.as_str());
+        let digest = Digest::from_str(&r.string()?).map_err(|_| bad("bad digest"))?;
+        let size = r.u64()?;
+        layers.push(LayerInfo {
+            descriptor: Descriptor::new(mt, size, digest),
+            diff_id: r.string()?,
+            entries: r.u64()?,
+            whiteouts: r.u64()?,
+            max_mtime: r.u64()?,
+        });
+    }
+    let root = match r.u8()? {
+        0 => None,
+        _ => Some(dec_entry(&mut r)?),
+    };
+    let n = r.u64()?;
+    let mut entries = BTreeMap::new();
+    for _ in 0..n {
+        let e = dec_entry(&mut r)?;
+        entries.insert(sort_key(Path::new(&e.path)), e);
+    }
+    Ok(MergedTree::from_parts(entries, layers, root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+    use crate::transport::open_source;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let fx = format!(
+            "oci:{}/fixtures/artifacts:cross-android-arm64",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let src = open_source(&fx.parse::<Reference>().unwrap()).unwrap();
+        let img = crate::image::resolve_image(src.as_ref(), None).unwrap();
+        let tree = MergedTree::load(src.as_ref(), &img).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(t.path());
+        assert!(get(&cache, &img).is_none());
+        put(&cache, &img, &tree);
+        let back = get(&cache, &img).unwrap();
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            tree.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(back.layers().len(), 3);
+        assert_eq!(back.layers()[2].whiteouts, tree.layers()[2].whiteouts);
+        let p = path_of(&cache, &tree_key(&img));
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+        assert!(get(&cache, &img).is_none());
+        let loaded = MergedTree::load_cached(src.as_ref(), &img, Some(&cache)).unwrap();
+        assert_eq!(loaded.len(), tree.len());
+        assert!(get(&cache, &img).is_some());
+    }
+}
