@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
-use crate::layer::open_tar_stream;
 use crate::layer::path::{classify, normalize, EntryKind};
+use crate::layer::scan::walk_layer;
 use crate::transport::ImageSource;
 
 #[derive(Debug, Clone)]
@@ -80,8 +80,7 @@ pub fn unpack_image(
         dir_meta: Vec::new(),
     };
     for layer in img.layers() {
-        let stream = open_tar_stream(src, layer)?;
-        u.apply_layer(stream, layer.digest().as_ref())?;
+        u.apply_layer(src, layer)?;
         u.report.layers += 1;
     }
     u.finish_dirs()?;
@@ -144,28 +143,33 @@ impl Unpacker {
         Ok(())
     }
 
-    fn apply_layer(&mut self, stream: Box<dyn io::Read + Send + '_>, layer: &str) -> Result<()> {
-        let mut archive = tar::Archive::new(stream);
+    /// Applies one layer. The blob is read to its end (`walk_layer` drains
+    /// it) so its digest is verified even though tar stops at the
+    /// end-of-archive blocks.
+    fn apply_layer(
+        &mut self,
+        src: &dyn ImageSource,
+        desc: &oci_spec::image::Descriptor,
+    ) -> Result<()> {
+        let layer = desc.digest().to_string();
         let mut created: HashSet<PathBuf> = HashSet::new();
-        let entries = archive.entries().map_err(|e| Error::from_io(layer, e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::from_io(layer, e))?;
+        walk_layer(src, desc, true, |_, entry| {
             let raw = entry
                 .path()
-                .map_err(|e| Error::from_io(layer, e))?
+                .map_err(|e| Error::from_io(&layer, e))?
                 .into_owned();
-            let rel = normalize(&raw).map_err(|r| self.unsafe_path(layer, &raw, r))?;
-            let kind = classify(rel).map_err(|r| self.unsafe_path(layer, &raw, r))?;
+            let rel = normalize(&raw).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
+            let kind = classify(rel).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
             match kind {
                 EntryKind::Whiteout(p) => {
-                    self.prepare_parents(&p, layer, &raw)?;
+                    self.prepare_parents(&p, &layer, &raw)?;
                     if !created.contains(&p) {
                         remove_all(&self.root.join(&p))?;
                     }
                     self.report.whiteouts += 1;
                 }
                 EntryKind::Opaque(p) => {
-                    self.prepare_parents(&p.join("x"), layer, &raw)?;
+                    self.prepare_parents(&p.join("x"), &layer, &raw)?;
                     let d = self.root.join(&p);
                     if let Ok(rd) = fs::read_dir(&d) {
                         for child in rd {
@@ -178,13 +182,13 @@ impl Unpacker {
                     self.report.whiteouts += 1;
                 }
                 EntryKind::Regular(p) => {
-                    self.extract(&mut entry, &p, &raw, layer)?;
+                    self.extract(entry, &p, &raw, &layer)?;
                     created.insert(p);
                     self.report.entries += 1;
                 }
             }
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     fn extract<R: io::Read>(

@@ -606,3 +606,54 @@ fn full_disk_is_an_error_and_leaves_no_image() {
     assert!(err.contains("No space left on device"), "{err}");
     assert!(!tar.exists());
 }
+
+#[test]
+fn unpack_verifies_bytes_past_the_end_of_archive_and_accepts_missing_end_blocks() {
+    let t = tempfile::tempdir().unwrap();
+    // Corruption after the tar's end-of-archive blocks: tar never reads
+    // there, the digest check must.
+    let tar = raw_tar(&[("etc/", b'5', "", b""), ("etc/motd", b'0', "", b"hi\n")]);
+    let l = t.path().join("l");
+    image_with_layer(&l, "x", &tar, false);
+    let blob = l.join("blobs/sha256").join(sha256(&tar).digest());
+    let mut bytes = fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] = 0x42;
+    fs::write(&blob, &bytes).unwrap();
+    let err = ocipack_err(&[
+        "unpack",
+        &format!("oci:{}:x", l.display()),
+        &t.path().join("r1").display().to_string(),
+    ]);
+    assert!(
+        err.contains(&sha256(&tar).to_string()) && err.contains("content has digest"),
+        "{err}"
+    );
+    // A tar that stops right after its last entry (umoci insert < 0.4.8
+    // writes these; Go's reader and containerd accept them).
+    let mut short = raw_tar(&[("etc/", b'5', "", b""), ("etc/motd", b'0', "", b"hi\n")]);
+    short.truncate(short.len() - 1024);
+    let l2 = t.path().join("l2");
+    image_with_layer(&l2, "x", &short, false);
+    let root = t.path().join("r2");
+    ocipack_ok(&[
+        "unpack",
+        &format!("oci:{}:x", l2.display()),
+        &root.display().to_string(),
+    ]);
+    assert_eq!(fs::read(root.join("etc/motd")).unwrap(), b"hi\n");
+    // But a tar cut inside an entry's data is an error.
+    let mut cut = raw_tar(&[("etc/motd", b'0', "", &[b'x'; 2000])]);
+    cut.truncate(1000);
+    let l3 = t.path().join("l3");
+    image_with_layer(&l3, "x", &cut, false);
+    let err = ocipack_err(&[
+        "unpack",
+        &format!("oci:{}:x", l3.display()),
+        &t.path().join("r3").display().to_string(),
+    ]);
+    assert!(
+        err.contains("truncated") || err.contains("corrupt"),
+        "{err}"
+    );
+}
