@@ -79,6 +79,9 @@ pub struct Args {
     /// Compression threads in total (split between the arches).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Do not use the layer and merged-tree caches.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Print the plan; build and push nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -416,6 +419,7 @@ fn build_all(
             run_id: Some(run_id.clone()),
             waive: a.waive.clone(),
             threads: Some(per),
+            no_cache: a.no_cache,
             json: false,
         }
     };

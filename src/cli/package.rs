@@ -42,6 +42,10 @@ pub struct StepArgs {
     /// Compression threads (the output does not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Do not use the layer and merged-tree caches ($OCIPACK_CACHE_DIR,
+    /// else ~/.cache/ocipack); the output is the same either way.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Print the result as JSON (digests, layers, pin).
     #[arg(long)]
     pub json: bool,
@@ -108,6 +112,11 @@ pub(super) fn request(
     if let Some(t) = a.threads {
         layer_options.threads = t.max(1);
     }
+    layer_options.cache = if a.no_cache {
+        None
+    } else {
+        ocipack::layer::cache::LayerCache::default_dir()
+    };
     Ok(StepRequest {
         kind,
         arch: a.arch,

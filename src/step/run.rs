@@ -86,6 +86,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     let base_src = open_source(&req.base)?;
     let base = resolve_image(base_src.as_ref(), Some(&PlatformSpec::linux(req.arch)))?;
     let created = created(req.layer_options.source_date_epoch, &base.config_json);
+    let tree_cache = crate::layer::cache::LayerCache::from_options(&req.layer_options);
     let mut vars = req.vars.clone();
     vars.run.insert("CREATED".into(), created.clone());
     let recipe = recipe::load(&req.recipe, req.arch, &vars)?;
@@ -111,7 +112,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         };
         let src = open_source(&reference)?;
         let img = resolve_input(src.as_ref(), decl.platform, req.arch, recipe.build_arch)?;
-        let tree = MergedTree::load(src.as_ref(), &img)?;
+        let tree = MergedTree::load_cached(src.as_ref(), &img, tree_cache.as_ref())?;
         inputs.insert(
             name.clone(),
             Input {
@@ -130,7 +131,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             ));
         }
     }
-    let base_tree = MergedTree::load(base_src.as_ref(), &base)?;
+    let base_tree = MergedTree::load_cached(base_src.as_ref(), &base, tree_cache.as_ref())?;
     let base_view = MergedImage::new(req.base.to_string(), &base_tree, base_src.as_ref());
 
     // Plan every layer as a view: what lands where.
