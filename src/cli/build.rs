@@ -425,6 +425,8 @@ fn build_all(
     };
     // The arches in parallel: each is mostly its own compression work, and
     // the layout takes concurrent writers (blobs by digest, locked index).
+    let stages = StageBars::new(plan.iter().map(|p| p.arch), a.json);
+    let stages = &stages;
     let results: Vec<anyhow::Result<(StepReport, StepReport)>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .iter()
@@ -438,16 +440,21 @@ fn build_all(
                     .collect();
                 s.spawn(move || -> anyhow::Result<(StepReport, StepReport)> {
                     let arch = p.arch;
-                    eprintln!("ocipack: {arch}: package -> {}", p.package);
+                    stages.stage(arch, &format!("package -> {}", p.package));
                     let req = super::package::request(
                         &pa,
                         RecipeKind::Package,
                         Some(("artifact", &p.artifact)),
                     )?;
-                    let pkg = run_step(&req).with_context(|| format!("package for {arch}"))?;
-                    eprintln!("ocipack: {arch}: wrapper -> {}", p.wrapper);
+                    let pkg = run_step(&req)
+                        .with_context(|| format!("package for {arch}"))
+                        .inspect_err(|_| stages.done(arch, "package failed"))?;
+                    stages.stage(arch, &format!("wrapper -> {}", p.wrapper));
                     let req = super::package::request(&wa, RecipeKind::Wrapper, None)?;
-                    let w = run_step(&req).with_context(|| format!("wrapper for {arch}"))?;
+                    let w = run_step(&req)
+                        .with_context(|| format!("wrapper for {arch}"))
+                        .inspect_err(|_| stages.done(arch, "wrapper failed"))?;
+                    stages.done(arch, &format!("done {}", w.digest));
                     Ok((pkg, w))
                 })
             })
@@ -519,4 +526,68 @@ fn publish(
     opts.registry = registry;
     let index = publish_index(&opts).with_context(|| format!("publishing {image}"))?;
     Ok(Published { packages, index })
+}
+
+/// Per-arch stage display: a spinner per arch on a terminal, plain lines on
+/// stderr otherwise (logs stay greppable), nothing with `--json`.
+struct StageBars {
+    bars: Option<(
+        indicatif::MultiProgress,
+        Vec<(TargetArch, indicatif::ProgressBar)>,
+    )>,
+    quiet: bool,
+}
+
+impl StageBars {
+    fn new(arches: impl Iterator<Item = TargetArch>, json: bool) -> StageBars {
+        use std::io::IsTerminal;
+        if json || !std::io::stderr().is_terminal() {
+            return StageBars {
+                bars: None,
+                quiet: json,
+            };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix:<8} {elapsed:>4} {wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let bars = arches
+            .map(|arch| {
+                let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(arch.to_string());
+                bar.set_message("waiting");
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                (arch, bar)
+            })
+            .collect();
+        StageBars {
+            bars: Some((multi, bars)),
+            quiet: false,
+        }
+    }
+
+    fn bar(&self, arch: TargetArch) -> Option<&indicatif::ProgressBar> {
+        self.bars
+            .as_ref()?
+            .1
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, b)| b)
+    }
+
+    fn stage(&self, arch: TargetArch, msg: &str) {
+        match self.bar(arch) {
+            Some(b) => b.set_message(msg.to_string()),
+            None if !self.quiet => eprintln!("ocipack: {arch}: {msg}"),
+            None => {}
+        }
+    }
+
+    fn done(&self, arch: TargetArch, msg: &str) {
+        if let Some(b) = self.bar(arch) {
+            b.finish_with_message(msg.to_string());
+        }
+    }
 }
