@@ -14,18 +14,9 @@ use crate::error::{Error, Result};
 /// Symlink hops before giving up (Linux's own limit is 40).
 pub const MAX_SYMLINK_HOPS: usize = 40;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    File,
-    Dir,
-    Symlink,
-    /// A hard link; `link` names the path whose content it shares.
-    HardLink,
-    Char,
-    Block,
-    Fifo,
-}
+/// The kind of an entry: the layer engine's own type, so a merged tree and
+/// this view never disagree on what an entry is.
+pub use crate::layer::EntryKind as NodeKind;
 
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

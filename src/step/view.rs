@@ -14,18 +14,6 @@ use crate::layer::{EntryKind, MergedTree, TreeEntry};
 use crate::transport::ImageSource;
 use crate::tree::{ImageTree, MemTree, Node, NodeKind};
 
-fn kind(k: EntryKind) -> NodeKind {
-    match k {
-        EntryKind::File => NodeKind::File,
-        EntryKind::Dir => NodeKind::Dir,
-        EntryKind::Symlink => NodeKind::Symlink,
-        EntryKind::HardLink => NodeKind::HardLink,
-        EntryKind::Char => NodeKind::Char,
-        EntryKind::Block => NodeKind::Block,
-        EntryKind::Fifo => NodeKind::Fifo,
-    }
-}
-
 fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
     let (uid, gid) = owner.unwrap_or((e.uid, e.gid));
     Node {
@@ -33,7 +21,7 @@ fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
         kind: if e.kind == EntryKind::HardLink {
             NodeKind::File
         } else {
-            kind(e.kind)
+            e.kind
         },
         mode: e.mode,
         uid,
