@@ -111,25 +111,9 @@ pub enum LayerSource {
     },
 }
 
-/// What to take from an image; mirrors the layer engine's selection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub rules: Vec<SelectRule>,
-}
-
-/// One tree, file or glob of a selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelectRule {
-    /// Absolute path or glob in the source image.
-    pub source: String,
-    /// Relocation: where the tree lands instead (only for a single path).
-    pub dest: Option<String>,
-    /// Skip silently when absent.
-    pub optional: bool,
-    /// Absolute globs (source paths) left out, prunes included.
-    pub exclude: Vec<String>,
-    pub owner: Option<(u64, u64)>,
-}
+/// What to take from an image: the layer engine's own selection type, so
+/// a recipe converts into it without a copy.
+pub use crate::layer::select::{SelectRule, Selection};
 
 /// Files written natively into the generated system layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

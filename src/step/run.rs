@@ -51,21 +51,6 @@ struct Input {
     tree: MergedTree,
 }
 
-fn to_engine_selection(s: &recipe::Selection) -> crate::layer::Selection {
-    crate::layer::Selection::new(
-        s.rules
-            .iter()
-            .map(|r| crate::layer::SelectRule {
-                source: r.source.clone(),
-                dest: r.dest.clone(),
-                optional: r.optional,
-                exclude: r.exclude.clone(),
-                owner: r.owner,
-            })
-            .collect(),
-    )
-}
-
 /// The output layout and tag of `--out`.
 pub fn out_layout(out: &Reference) -> Result<(PathBuf, String)> {
     match out {
@@ -144,7 +129,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         planned.push(match &l.source {
             LayerSource::Image { input, selection } => {
                 let i = &inputs[input];
-                let sel = to_engine_selection(selection);
+                let sel = selection.clone();
                 let picks = sel.apply(&i.tree)?;
                 let view = Selected::new(
                     format!("{} layer from {}", l.name, i.reference),
