@@ -398,3 +398,61 @@ fn build_all_arches_into_one_index() {
         .collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64/v8", "linux/riscv64"]);
 }
+
+#[test]
+fn a_wrapper_whose_entrypoint_is_missing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    package(&out, "package-amd64", "amd64", "cross-android-amd64", &[]);
+    // The fixture wrapper recipe, with a typo in the entrypoint path.
+    let recipes = tmp.path().join("recipes");
+    std::fs::create_dir(&recipes).unwrap();
+    common::copy_tree(
+        &repo().join("layouts/fixtures/scripts"),
+        &recipes.join("scripts"),
+    );
+    let text = std::fs::read_to_string(repo().join("layouts/fixtures/wrapper.toml"))
+        .unwrap()
+        .replace(
+            "entrypoint = [\"/usr/local/bin/entrypoint.sh\"]",
+            "entrypoint = [\"/usr/local/bin/entrypoint.bash\"]",
+        );
+    assert!(text.contains("entrypoint.bash"));
+    std::fs::write(recipes.join("wrapper.toml"), text).unwrap();
+    let base = format!("oci:{}:package-amd64", s(&out));
+    let venv = format!(
+        "venv=oci:{}:venv-export-amd64",
+        s(&fixtures().join("artifacts"))
+    );
+    let recipe = s(&recipes.join("wrapper.toml"));
+    let dest = format!("oci:{}:wrapped", s(&out));
+    let args = [
+        "wrapper", "--arch", "amd64", "--base", &base, "--input", &venv, "--recipe", &recipe,
+        "--out", &dest,
+    ];
+    let err = ocipack_err(&args);
+    assert!(
+        err.contains("entrypoint guard") && err.contains("/usr/local/bin/entrypoint.bash"),
+        "{err}"
+    );
+    let tags = ocipack_ok(&[
+        "inspect",
+        "--json",
+        &format!("oci:{}:package-amd64", s(&out)),
+    ]);
+    assert!(!tags.is_empty());
+    let idx = std::fs::read_to_string(out.join("index.json")).unwrap();
+    assert!(!idx.contains("\"wrapped\""), "no tag may be written: {idx}");
+    // Waived by name, it goes through and the waiver is recorded.
+    let mut waived = args.to_vec();
+    waived.extend(["--waive", "entrypoint=installed by a later stage"]);
+    ocipack_ok(&waived);
+    let cfg: Value = serde_json::from_str(&ocipack_ok(&["inspect", "--json", &dest])).unwrap();
+    let label = cfg["config"]["labels"]["org.kataglyphis.guard-waivers"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        label.contains("entrypoint: installed by a later stage"),
+        "{label}"
+    );
+}

@@ -207,6 +207,7 @@ pub fn run_all(input: &GuardInput<'_>) -> Result<GuardReport> {
     );
     if let Some(cfg) = input.config {
         report.push(paths::platform(cfg, input.arch), &waivers);
+        report.push(paths::entrypoint(input.tree, cfg), &waivers);
     }
     Ok(report)
 }

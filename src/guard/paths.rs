@@ -64,6 +64,87 @@ pub fn required(tree: &dyn ImageTree, paths: &[String]) -> GuardOutcome {
     out
 }
 
+/// The command the runtime will start must exist in the image: the config's
+/// `Entrypoint[0]` (else `Cmd[0]`), resolved inside the image through its
+/// symlinks, must be an executable file. A bare name is looked up in the
+/// config's `PATH`, as the runtime does. Without either, nothing to check.
+pub fn entrypoint(tree: &dyn ImageTree, config: &Value) -> GuardOutcome {
+    let mut out = GuardOutcome::new("entrypoint");
+    let c = config.get("config");
+    let first = |k: &str| {
+        c.and_then(|c| c.get(k))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let Some(exe) = first("Entrypoint").or_else(|| first("Cmd")) else {
+        out.notes.push("no entrypoint or cmd".into());
+        return out;
+    };
+    out.checked = 1;
+    let candidates: Vec<String> = if exe.starts_with('/') {
+        vec![exe.clone()]
+    } else if exe.contains('/') {
+        // Relative to the working directory.
+        let wd = c
+            .and_then(|c| c.get("WorkingDir"))
+            .and_then(Value::as_str)
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/");
+        vec![format!("{}/{exe}", wd.trim_end_matches('/'))]
+    } else {
+        let path = c
+            .and_then(|c| c.get("Env"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .to_string();
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| format!("{}/{exe}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let mut problems = Vec::new();
+    for cand in &candidates {
+        match tree.resolve(cand) {
+            Ok(r) if matches!(r.node.kind, NodeKind::File | NodeKind::HardLink) => {
+                if r.node.mode & 0o111 == 0 {
+                    problems.push(format!(
+                        "{cand} is not executable (mode {:04o})",
+                        r.node.mode & 0o7777
+                    ));
+                    continue;
+                }
+                out.notes.push(format!("{exe} -> {}", r.path));
+                return out;
+            }
+            Ok(r) => problems.push(format!("{cand} resolves to {} which is not a file", r.path)),
+            Err(e) => {
+                if candidates.len() == 1 {
+                    problems.push(format!("{cand}: {e}"));
+                }
+            }
+        }
+    }
+    let found = if problems.is_empty() {
+        format!(
+            "not found in the image (searched PATH: {})",
+            candidates.join(", ")
+        )
+    } else {
+        problems.join("; ")
+    };
+    out.offend(
+        exe.as_str(),
+        format!("the command the runtime starts: {found}"),
+    );
+    out
+}
+
 /// The config's `os`/`architecture`/`variant` must be the target's.
 pub fn platform(config: &Value, arch: TargetArch) -> GuardOutcome {
     let mut out = GuardOutcome::new("platform");
@@ -94,6 +175,56 @@ pub fn platform(config: &Value, arch: TargetArch) -> GuardOutcome {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn entrypoint_must_be_an_executable_file_in_the_image() {
+        use crate::tree::{MemTree, Node};
+        let mut t = MemTree::new("img");
+        t.insert(
+            "/usr/local/bin/entrypoint.sh",
+            Node::file(0o755, 10),
+            b"#!/bin/sh\n".to_vec(),
+        );
+        t.add_file("/usr/local/bin/data.txt", b"x")
+            .add_symlink("/usr/bin/start", "/usr/local/bin/entrypoint.sh")
+            .add_dir("/opt");
+        let cfg = |ep: serde_json::Value, cmd: serde_json::Value| serde_json::json!({"config": {"Entrypoint": ep, "Cmd": cmd, "Env": ["PATH=/usr/bin:/bin"]}});
+        let ok = |c: &Value| entrypoint(&t, c).offenders.is_empty();
+        assert!(ok(&cfg(
+            serde_json::json!(["/usr/local/bin/entrypoint.sh"]),
+            serde_json::json!(["/bin/sh"])
+        )));
+        // Through a symlink, and a bare name found in PATH.
+        assert!(ok(&cfg(serde_json::json!(["/usr/bin/start"]), Value::Null)));
+        assert!(ok(&cfg(Value::Null, serde_json::json!(["start", "-x"]))));
+        // Nothing to run: nothing to check.
+        let none = entrypoint(&t, &serde_json::json!({"config": {}}));
+        assert_eq!((none.checked, none.offenders.len()), (0, 0));
+        for (c, says) in [
+            (
+                cfg(
+                    serde_json::json!(["/usr/local/bin/missing.sh"]),
+                    Value::Null,
+                ),
+                "/usr/local/bin/missing.sh",
+            ),
+            (
+                cfg(serde_json::json!(["/usr/local/bin/data.txt"]), Value::Null),
+                "not executable",
+            ),
+            (cfg(serde_json::json!(["/opt"]), Value::Null), "not a file"),
+            (
+                cfg(Value::Null, serde_json::json!(["bash"])),
+                "searched PATH: /usr/bin/bash, /bin/bash",
+            ),
+        ] {
+            let o = entrypoint(&t, &c);
+            assert_eq!(o.offenders.len(), 1, "{c}");
+            let msg = format!("{}: {}", o.offenders[0].path, o.offenders[0].found);
+            assert!(msg.contains(says), "{msg}");
+        }
+    }
+
     use super::*;
     use crate::recipe::DEFAULT_SYMLINK_TREES;
     use crate::tree::MemTree;

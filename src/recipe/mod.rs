@@ -40,7 +40,14 @@ pub use load::{
 pub use vars::{VarInputs, Vars};
 
 /// The names of the guards, as used by waivers.
-pub const GUARD_NAMES: [&str; 5] = ["elf", "compiler", "symlinks", "required", "platform"];
+pub const GUARD_NAMES: [&str; 6] = [
+    "elf",
+    "compiler",
+    "symlinks",
+    "required",
+    "platform",
+    "entrypoint",
+];
 
 /// Which command a recipe is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
