@@ -159,20 +159,26 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
+    /// The size error for what has been read so far; the reader is done.
+    fn size_mismatch(&mut self) -> io::Error {
+        self.done = true;
+        Error::SizeMismatch {
+            digest: self.expected_digest.to_string(),
+            expected: self.expected_size,
+            actual: self.count,
+            location: None,
+        }
+        .into_io()
+    }
+
     fn check_end(&mut self) -> io::Result<()> {
         if self.done {
             return Ok(());
         }
-        self.done = true;
         if self.count != self.expected_size {
-            return Err(Error::SizeMismatch {
-                digest: self.expected_digest.to_string(),
-                expected: self.expected_size,
-                actual: self.count,
-                location: None,
-            }
-            .into_io());
+            return Err(self.size_mismatch());
         }
+        self.done = true;
         let actual = digest_from_hasher(std::mem::take(&mut self.hasher));
         if actual != self.expected_digest {
             return Err(Error::DigestMismatch {
@@ -207,14 +213,7 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         self.count += n as u64;
         if self.count > self.expected_size {
-            self.done = true;
-            return Err(Error::SizeMismatch {
-                digest: self.expected_digest.to_string(),
-                expected: self.expected_size,
-                actual: self.count,
-                location: None,
-            }
-            .into_io());
+            return Err(self.size_mismatch());
         }
         self.hasher.update(&buf[..n]);
         if self.count == self.expected_size {
@@ -224,14 +223,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             let extra = self.inner.read(&mut probe)?;
             if extra > 0 {
                 self.count += extra as u64;
-                self.done = true;
-                return Err(Error::SizeMismatch {
-                    digest: self.expected_digest.to_string(),
-                    expected: self.expected_size,
-                    actual: self.count,
-                    location: None,
-                }
-                .into_io());
+                return Err(self.size_mismatch());
             }
             self.check_end()?;
         }
