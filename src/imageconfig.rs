@@ -350,8 +350,12 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let v = o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60;
+        o if o.len() == 6
+            && (o.starts_with('+') || o.starts_with('-'))
+            && o.as_bytes()[3] == b':' =>
+        {
+            let v =
+                o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60;
             if o.starts_with('-') {
                 -v
             } else {
@@ -387,6 +391,10 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2023-11-14"), None);
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        // A base image's `created` is untrusted: non-ASCII offsets are
+        // rejected, not sliced mid-character.
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20+0\u{e9}00"), None);
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20\u{e9}\u{e9}\u{e9}"), None);
     }
 
     fn base() -> Value {
