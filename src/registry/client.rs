@@ -424,7 +424,11 @@ impl RegistryClient {
             let resp = rb.send().await.map_err(|e| classify(&e))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED {
-                if !renewed && (self.learn(resp.headers()) || self.had_token()) {
+                // Only the registry itself may say where tokens come from: a
+                // challenge from another host (an upload location, a
+                // redirect) would send our credentials to its realm.
+                let from_registry = same_origin && resp.url().origin() == base.origin();
+                if from_registry && !renewed && (self.learn(resp.headers()) || self.had_token()) {
                     renewed = true;
                     continue;
                 }
@@ -564,6 +568,62 @@ mod tests {
         assert!(!is_loopback("localhost.example.com"));
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
+    }
+
+    /// Answers every connection with `answer` and counts the connections.
+    fn one_answer_server(answer: String) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(answer.as_bytes());
+            }
+        });
+        (port, hits)
+    }
+
+    #[test]
+    fn a_challenge_from_another_host_is_not_learned() {
+        let (realm, realm_hits) = one_answer_server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"token\":\"t\"}"
+                .into(),
+        );
+        let (registry, _) = one_answer_server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        );
+        let (storage, _) = one_answer_server(format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{realm}/token\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ));
+        let opts = RegistryOptions {
+            creds: Some(Credentials {
+                username: "u".into(),
+                password: "secret".into(),
+                identity_token: None,
+            }),
+            ..RegistryOptions::default()
+        };
+        let client = RegistryClient::new(&format!("127.0.0.1:{registry}"), vec![], &opts).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let foreign = Url::parse(&format!("http://127.0.0.1:{storage}/blob")).unwrap();
+            let _ = client.send_once(&Req::new(Method::GET, foreign)).await;
+            let own = client.url("/v2/x/manifests/y").await.ok().unwrap();
+            let _ = client.send_once(&Req::new(Method::GET, own)).await;
+        });
+        assert_eq!(
+            realm_hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "credentials were sent to a realm named by another host"
+        );
     }
 
     #[test]
