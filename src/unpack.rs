@@ -385,10 +385,9 @@ impl Unpacker {
     /// and a read-only directory would block its own children.
     fn finish_dirs(&mut self) -> Result<()> {
         for d in self.dir_meta.iter().rev() {
-            if !fs::symlink_metadata(&d.path)
-                .map(|m| m.is_dir())
-                .unwrap_or(false)
-            {
+            // A later entry may have replaced the directory or one of its
+            // ancestors with a symlink: never chmod or touch through it.
+            if !is_real_dir_under(&self.root, &d.path) {
                 continue;
             }
             fs::set_permissions(&d.path, fs::Permissions::from_mode(d.mode))
@@ -397,6 +396,23 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+/// Whether `path` and every ancestor of it below `root` are real directories
+/// (not symlinks), so operations on `path` stay inside `root`.
+fn is_real_dir_under(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn strip(p: &Path, root: &Path) -> String {

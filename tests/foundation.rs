@@ -520,6 +520,40 @@ fn hostile_layer_paths_are_refused_and_nothing_outside_is_touched() {
 }
 
 #[test]
+fn directory_metadata_is_not_applied_through_a_later_symlink() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir_all(outside.join("d")).unwrap();
+    fs::set_permissions(outside.join("d"), fs::Permissions::from_mode(0o700)).unwrap();
+    let before = fs::metadata(outside.join("d")).unwrap();
+    // `a/d` is recorded for its mode and mtime, then `a` becomes a symlink
+    // to a directory outside the target: the deferred metadata pass must
+    // not chmod or touch `outside/d` through it.
+    let tar = raw_tar(&[
+        ("a/", b'5', "", b""),
+        ("a/d/", b'5', "", b""),
+        (
+            "a",
+            b'2',
+            &*Box::leak(outside.display().to_string().into_boxed_str()),
+            b"",
+        ),
+    ]);
+    let l = t.path().join("l");
+    image_with_layer(&l, "evil", &tar, false);
+    let root = t.path().join("root");
+    let _ = ocipack(&[
+        "unpack",
+        &format!("oci:{}:evil", l.display()),
+        &root.display().to_string(),
+    ]);
+    let after = fs::metadata(outside.join("d")).unwrap();
+    assert_eq!(after.permissions().mode() & 0o7777, 0o700);
+    assert_eq!(after.mtime(), before.mtime());
+}
+
+#[test]
 fn malformed_json_gives_clear_errors() {
     let t = tempfile::tempdir().unwrap();
     let l = t.path().join("l");
