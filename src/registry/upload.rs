@@ -380,7 +380,8 @@ fn parse_range_end(v: &str) -> Option<u64> {
     if start.trim() != "0" {
         return None;
     }
-    end.trim().parse().ok()
+    // `end + 1` is the next offset: a hostile u64::MAX must not overflow.
+    end.trim().parse().ok().filter(|e| *e < u64::MAX)
 }
 
 /// After a failed chunk, asks the registry how much it holds (`GET` on the
@@ -518,6 +519,7 @@ mod tests {
         assert_eq!(parse_range_end("bytes=0-9"), Some(9));
         assert_eq!(parse_range_end("5-9"), None);
         assert_eq!(parse_range_end("junk"), None);
+        assert_eq!(parse_range_end("0-18446744073709551615"), None);
     }
 
     #[test]
