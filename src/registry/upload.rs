@@ -33,6 +33,9 @@ pub(crate) enum Pushed {
 
 const DIGEST_HEADER: &str = "docker-content-digest";
 const CHUNK_MIN_HEADER: &str = "oci-chunk-min-length";
+/// Largest `OCI-Chunk-Min-Length` honoured: a chunk is held in memory (to
+/// resend it), so the registry must not be able to make it a whole layer.
+const MAX_CHUNK_MIN: u64 = 64 * 1024 * 1024;
 
 /// Whether the repository has the blob (`HEAD`).
 pub(crate) async fn blob_exists(
@@ -175,17 +178,21 @@ async fn try_mount(
 
 async fn session_from(client: &RegistryClient, resp: &Response) -> Result<Session> {
     let url = client.location(resp).await.or_else(fatal)?;
-    let min_chunk = resp
-        .headers()
-        .get(CHUNK_MIN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let min_chunk = min_chunk(resp.headers());
     Ok(Session {
         url,
         offset: 0,
         min_chunk,
     })
+}
+
+/// The registry's minimum chunk size, capped at [`MAX_CHUNK_MIN`].
+fn min_chunk(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers
+        .get(CHUNK_MIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(0, |n| n.min(MAX_CHUNK_MIN))
 }
 
 /// Opens an upload session (`POST …/blobs/uploads/`).
@@ -520,6 +527,16 @@ mod tests {
         assert_eq!(parse_range_end("5-9"), None);
         assert_eq!(parse_range_end("junk"), None);
         assert_eq!(parse_range_end("0-18446744073709551615"), None);
+    }
+
+    #[test]
+    fn registry_min_chunk_is_capped() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(min_chunk(&h), 0);
+        h.insert(CHUNK_MIN_HEADER, "5242880".parse().unwrap());
+        assert_eq!(min_chunk(&h), 5 * 1024 * 1024);
+        h.insert(CHUNK_MIN_HEADER, "18446744073709551615".parse().unwrap());
+        assert_eq!(min_chunk(&h), MAX_CHUNK_MIN);
     }
 
     #[test]
