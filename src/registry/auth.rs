@@ -274,7 +274,22 @@ async fn fetch_once(
             retry_after: retry_after(resp.headers()),
         });
     }
-    let body = resp.bytes().await.map_err(|e| classify(&e))?;
+    // A token answer is a small JSON object; bound what a hostile or broken
+    // token service can make us hold.
+    const MAX_TOKEN_ANSWER: usize = 1 << 20;
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_TOKEN_ANSWER {
+            return Err(Failure::Fatal(Error::Auth {
+                registry: req.registry.to_string(),
+                reason: format!(
+                    "token service {realm} answered more than {MAX_TOKEN_ANSWER} bytes"
+                ),
+            }));
+        }
+    }
     if !status.is_success() {
         let hint = if req.creds.is_none() {
             " (no credentials found: pass --creds USER:PASS, or log in with docker/podman)"
