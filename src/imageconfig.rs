@@ -18,6 +18,12 @@ pub const LABEL_PARENT_STAGE: &str = "org.kataglyphis.parent-stage";
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
+/// The PATH Docker and BuildKit give a Linux container whose config sets
+/// none (moby `oci.DefaultPathEnv`, BuildKit `system.DefaultPathEnvUnix`).
+/// A recipe prepending to PATH on such a base starts from this, or the
+/// result would hold only the prepended directories.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Where an image came from, recorded as labels.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Provenance {
@@ -189,7 +195,7 @@ pub fn apply_edit(cfg: &mut Value, edit: &ConfigEdit) -> Result<()> {
     }
     for (prepend, map) in [(true, &edit.env.prepend), (false, &edit.env.append)] {
         for (k, items) in map {
-            let old = get_env(cfg, k);
+            let old = get_env(cfg, k).or_else(|| (k == "PATH").then(|| DEFAULT_PATH.to_string()));
             let new = edit_path_list(old.as_deref(), items, prepend);
             set_env(cfg, k, &new)?;
         }
@@ -530,6 +536,49 @@ mod tests {
         assert!(s.find("\"architecture\"").unwrap() < s.find("\"config\"").unwrap());
         let ann = base_annotations(Some("ghcr.io/k/b:base-arm64"), "sha256:dd");
         assert_eq!(ann[ANNOTATION_BASE_DIGEST], "sha256:dd");
+    }
+
+    #[test]
+    fn prepend_to_a_base_without_path_keeps_the_system_path() {
+        let edit = ConfigEdit {
+            env: EnvEdit {
+                prepend: BTreeMap::from([
+                    ("PATH".to_string(), vec!["/opt/gcc/bin".to_string()]),
+                    (
+                        "LD_LIBRARY_PATH".to_string(),
+                        vec!["/opt/gcc/lib".to_string()],
+                    ),
+                ]),
+                append: BTreeMap::from([("PATH".to_string(), vec!["/opt/x/bin".to_string()])]),
+                ..EnvEdit::default()
+            },
+            ..ConfigEdit::default()
+        };
+        // No Env at all, and a null config (both written by real tools).
+        for mut c in [
+            json!({"architecture": "amd64", "os": "linux", "config": {}}),
+            json!({"architecture": "amd64", "os": "linux", "config": null}),
+        ] {
+            apply_edit(&mut c, &edit).unwrap();
+            assert_eq!(
+                get_env(&c, "PATH").as_deref(),
+                Some(
+                    "/opt/gcc/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/x/bin"
+                )
+            );
+            // Only PATH has a system default.
+            assert_eq!(
+                get_env(&c, "LD_LIBRARY_PATH").as_deref(),
+                Some("/opt/gcc/lib")
+            );
+        }
+        // A base's own PATH is never replaced by the default.
+        let mut c = json!({"config": {"Env": ["PATH=/bin"]}});
+        apply_edit(&mut c, &edit).unwrap();
+        assert_eq!(
+            get_env(&c, "PATH").as_deref(),
+            Some("/opt/gcc/bin:/bin:/opt/x/bin")
+        );
     }
 
     #[test]
