@@ -318,6 +318,7 @@ fn mixed_run_ids_refused_by_coherence_unless_forced() {
     let err = fails(&["manifest", "--image", &image]);
     assert!(err.contains("coherence gate failed"), "{err}");
     assert!(err.contains("riscv64=run-2"), "{err}");
+    assert!(err.contains("pass the same `--run-id ID`"), "{err}");
     assert_eq!(snapshot(&l), before, "a refused run must write nothing");
 
     let o = ocipack(&["manifest", "--image", &image, "--force", "--json"]);

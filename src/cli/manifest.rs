@@ -76,7 +76,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if a.dry_run {
             print(&plan.report(), a.json)?;
         }
-        return Err(anyhow::Error::new(e).context("refusing to publish (use --force to override)"));
+        return Err(anyhow::Error::new(e)
+            .context("refusing to publish (fix what the gate names; --force publishes anyway)"));
     }
     let report = if a.dry_run {
         plan.report()

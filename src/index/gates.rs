@@ -105,6 +105,14 @@ pub fn completeness(
     GateResult::new(Gate::Completeness, problems, notes)
 }
 
+/// What to do about children from different runs, before `--force`: a run
+/// id is derived from each step's own inputs, so per-arch `package` and
+/// `wrapper` runs differ unless they are given one.
+pub const RUN_ID_HINT: &str = "to build the arches as one run, pass the same `--run-id ID` \
+to every per-arch `ocipack package` and \
+`ocipack wrapper` run, or build them with one `ocipack build`; --force publishes the \
+mixed index anyway";
+
 /// Every child must come from one run: the same run-id label and, where
 /// recorded, the same parent stage and source revision. Parent digests are
 /// per arch by nature, so they are not compared with each other but with
@@ -142,6 +150,9 @@ pub fn coherence(children: &[ChildInfo], require_provenance: bool) -> GateResult
             problems.push(format!("run ids differ: {}", per_child(&run_ids)));
         } else if let Some(id) = present.first() {
             notes.push(format!("run id {id}"));
+        }
+        if !problems.is_empty() {
+            problems.push(RUN_ID_HINT.to_string());
         }
     }
     for (label, get) in [
@@ -329,6 +340,13 @@ mod tests {
         let g = coherence(&mixed, false);
         assert!(!g.passed);
         assert!(g.problems[0].contains("amd64=r1, arm64=r2"), "{g:?}");
+        // The way out is one run id, not only --force.
+        let hint = g.problems.join("; ");
+        assert!(hint.contains("pass the same `--run-id ID`"), "{hint}");
+        assert!(
+            hint.find("--run-id").unwrap() < hint.find("--force").unwrap(),
+            "{hint}"
+        );
         let partly = vec![
             child(Amd64, Some(Amd64), Some("r1")),
             child(Arm64, Some(Arm64), None),
