@@ -375,9 +375,11 @@ impl<'a> Alternatives<'a> {
             }
         }
         if !self.exists(&inst.path) {
-            return Err(Self::err(
-                name,
-                format!("alternative path {} doesn't exist in the image", inst.path),
+            // Not a malformed alternative: the image lacks the file (a
+            // copy that did not bring it, a version variable off by one).
+            return Err(Error::not_found(
+                format!("alternative {name}: its path {}", inst.path),
+                "the image (neither the base nor any copied layer holds it)",
             ));
         }
         let mut seen_names = vec![name.clone()];
