@@ -37,11 +37,16 @@ pub fn load_str(
         base_dir: base_dir.to_path_buf(),
         arch,
         build_arch: TargetArch::Amd64,
+        vars: BTreeMap::new(),
     };
     let mut root = DeTable::parse(text).map_err(|e| cx.toml_err(&e))?;
     let build_arch = peek_build_arch(&cx, root.get_ref())?;
     let cx = Cx { build_arch, ..cx };
     let vars = resolve_vars(&cx, root.get_ref(), inputs)?;
+    let cx = Cx {
+        vars: vars.all().clone(),
+        ..cx
+    };
     let mut errors = Vec::new();
     for (k, v) in root.get_mut().iter_mut() {
         if k.get_ref() != "variables" {
@@ -62,9 +67,21 @@ struct Cx<'a> {
     base_dir: PathBuf,
     arch: TargetArch,
     build_arch: TargetArch,
+    /// Final variable values, for `when.var`.
+    vars: BTreeMap<String, String>,
 }
 
 type R<T> = Result<T>;
+
+/// Values of a `when = { var = ... }` variable that switch the entry off
+/// (compared case-insensitively); anything else switches it on.
+pub const FALSE_VALUES: [&str; 5] = ["", "0", "false", "no", "off"];
+
+/// Whether a variable's value switches a `when = { var = ... }` entry on.
+pub fn truthy(value: &str) -> bool {
+    let v = value.trim();
+    !FALSE_VALUES.iter().any(|f| v.eq_ignore_ascii_case(f))
+}
 
 impl Cx<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> Error {
@@ -126,9 +143,37 @@ impl Cx<'_> {
         }
     }
 
-    /// Evaluates a `when`; errors for unknown arch names.
+    /// Evaluates a `when` (every condition given must hold); errors for
+    /// unknown arch names and undefined variables, whatever the target, so
+    /// a typo fails on every arch.
     fn applies(&self, w: &Option<RawWhen>) -> R<bool> {
         let Some(w) = w else { return Ok(true) };
+        let var_on = match (&w.var, &w.equals) {
+            (None, None) => true,
+            (None, Some(e)) => {
+                return Err(self.err(
+                    e.span(),
+                    "`equals` compares a variable: add `var = \"NAME\"`",
+                ))
+            }
+            (Some(v), equals) => {
+                let name = v.get_ref();
+                self.at(v, super::vars::check_name(name))?;
+                let value = self.vars.get(name).ok_or_else(|| {
+                    self.err(
+                        v.span(),
+                        format!(
+                            "when.var: undefined variable {name} (give it a default in \
+                             [variables], then switch it with --versions or --set {name}=...)"
+                        ),
+                    )
+                })?;
+                match equals {
+                    Some(e) => value == e.get_ref(),
+                    None => truthy(value),
+                }
+            }
+        };
         if let Some(list) = &w.arch {
             let mut hit = false;
             for a in list {
@@ -147,7 +192,7 @@ impl Cx<'_> {
                 return Ok(false);
             }
         }
-        Ok(true)
+        Ok(var_on)
     }
 
     fn rel_path(&self, s: &S) -> R<PathBuf> {

@@ -64,6 +64,12 @@ pub struct RawWhen {
     pub arch: Option<Vec<S>>,
     #[serde(default)]
     pub foreign: Option<bool>,
+    /// A variable switching the entry: on when truthy, or with `equals`,
+    /// when its value is exactly that.
+    #[serde(default)]
+    pub var: Option<S>,
+    #[serde(default)]
+    pub equals: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

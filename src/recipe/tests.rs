@@ -524,3 +524,70 @@ fn shipped_recipes_load_for_every_arch() {
         "{e}"
     );
 }
+
+#[test]
+fn when_var_switches_entries_with_set() {
+    let text = SAMPLE
+        .replace(
+            "GCC_PREFIX = \"/opt/gcc-${GCC_VERSION}\"",
+            "GCC_PREFIX = \"/opt/gcc-${GCC_VERSION}\"\nWITH_ANDROID = \"1\"\nFLAVOUR = \"full\"",
+        )
+        .replace(
+            "layer = \"android\"",
+            "layer = \"android\"\nwhen = { var = \"WITH_ANDROID\" }",
+        )
+        .replace(
+            "when.arch = [\"arm64\"]",
+            "when = { var = \"FLAVOUR\", equals = \"full\", arch = [\"arm64\"] }",
+        );
+    let load_with = |sets: &[&str]| {
+        let mut inputs = VarInputs::default();
+        for s in sets {
+            inputs.set(s).unwrap();
+        }
+        load_sample(&text, TargetArch::Arm64, &inputs).unwrap()
+    };
+    let layer_names = |r: &Recipe| r.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+    // The default (truthy) keeps the android layer; conditions combine.
+    let r = load_with(&[]);
+    assert_eq!(layer_names(&r), ["payload", "android"]);
+    assert_eq!(r.system.files.len(), 2);
+    for off in ["0", "false", "FALSE", "no", "off", ""] {
+        let r = load_with(&[&format!("WITH_ANDROID={off}")]);
+        assert_eq!(layer_names(&r), ["payload"], "WITH_ANDROID={off:?}");
+    }
+    for on in ["1", "true", "yes", "r27"] {
+        let r = load_with(&[&format!("WITH_ANDROID={on}")]);
+        assert_eq!(layer_names(&r), ["payload", "android"], "{on:?}");
+    }
+    // `equals` compares exactly; every condition must hold.
+    assert_eq!(load_with(&["FLAVOUR=slim"]).system.files.len(), 1);
+    assert_eq!(load_with(&["FLAVOUR=Full"]).system.files.len(), 1);
+    let amd = load_sample(&text, TargetArch::Amd64, &VarInputs::default()).unwrap();
+    assert_eq!(amd.system.files.len(), 1, "arch condition still applies");
+
+    // Strict: an undefined variable, even on an arch the entry is off for,
+    // and `equals` without `var`, name the line.
+    let bad = text.replace(
+        "when = { var = \"WITH_ANDROID\" }",
+        "when = { var = \"WITH_ANDRIOD\" }",
+    );
+    let line = bad[..bad.find("WITH_ANDRIOD").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    let (l, m) = err_of(&bad);
+    assert_eq!(l, line);
+    assert!(m.contains("undefined variable WITH_ANDRIOD"), "{m}");
+    let bad = text.replace(
+        "when = { var = \"WITH_ANDROID\" }",
+        "when = { equals = \"1\" }",
+    );
+    let (_, m) = err_of(&bad);
+    assert!(m.contains("add `var"), "{m}");
+    let bad = text.replace(
+        "when = { var = \"WITH_ANDROID\" }",
+        "when = { var = \"with-android\" }",
+    );
+    assert!(load_sample(&bad, TargetArch::Arm64, &VarInputs::default()).is_err());
+}
