@@ -3,6 +3,8 @@
 
 mod cli;
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +17,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .without_time()
         .init();
     match cli::run(args) {
@@ -23,5 +29,26 @@ fn main() -> ExitCode {
             eprintln!("ocipack: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines are coloured only for a person at a terminal: escape codes in
+/// a CI log or a file are noise. `NO_COLOR` set to anything non-empty
+/// turns colour off even there (https://no-color.org).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None), "a pipe or file gets no escapes");
+        assert!(!use_colour(false, Some("1".into())));
     }
 }
