@@ -73,9 +73,28 @@ impl Selection {
     /// Applies the rules to a tree. A required rule matching nothing is an
     /// error naming it.
     pub fn apply<'t>(&self, tree: &'t MergedTree) -> Result<Picks<'t>> {
+        let missing = self.missing(tree)?;
+        if !missing.is_empty() {
+            return Err(missing_error(&missing, "the image"));
+        }
         let mut out = Picks::new();
         for (i, rule) in self.rules.iter().enumerate() {
             apply_rule(tree, i, rule, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The sources of required rules that match nothing in `tree`, all of
+    /// them (a recipe run should name every absent path at once, not one
+    /// per run).
+    pub fn missing(&self, tree: &MergedTree) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|r| !r.optional) {
+            check_abs("source", &rule.source)?;
+            let (roots, whole_tree, _) = find_roots(tree, rule)?;
+            if roots.is_empty() && !whole_tree && !out.contains(&rule.source) {
+                out.push(rule.source.clone());
+            }
         }
         Ok(out)
     }
@@ -91,6 +110,18 @@ impl Selection {
                     .is_none_or(|d| lexical(Path::new(d)) == lexical(Path::new(&r.source)))
         })
     }
+}
+
+/// The error for required sources that matched nothing in `location`.
+pub fn missing_error(missing: &[String], location: &str) -> Error {
+    let what = match missing {
+        [one] => format!("selected path {one}"),
+        many => format!("{} selected paths ({})", many.len(), many.join(", ")),
+    };
+    Error::not_found(
+        what,
+        format!("{location} (mark a copy optional to skip it when absent)"),
+    )
 }
 
 fn check_abs(what: &str, s: &str) -> Result<()> {
@@ -126,51 +157,15 @@ fn apply_rule<'t>(
         check_abs("exclude", x)?;
     }
     let excludes: Vec<Glob> = rule.exclude.iter().map(|x| Glob::new(x)).collect();
-    // Roots the rule matched, and the source prefix each is relocated from.
-    let mut roots: Vec<&'t TreeEntry> = Vec::new();
-    let mut whole_tree = false;
-    let prefix: PathBuf;
-    if is_glob(&rule.source) {
-        let g = Glob::new(&rule.source);
-        prefix = g.literal_prefix();
-        let candidates: Box<dyn Iterator<Item = &TreeEntry>> = if prefix.as_os_str().is_empty() {
-            Box::new(tree.iter())
-        } else {
-            Box::new(tree.descendants(&prefix))
-        };
-        // A match's subtree is contiguous right after it; skip over it.
-        let mut inside: Option<PathBuf> = None;
-        for e in candidates {
-            if let Some(r) = &inside {
-                if e.path.starts_with(r) {
-                    continue;
-                }
-                inside = None;
-            }
-            if g.matches(&e.path) {
-                roots.push(e);
-                inside = Some(e.path.clone());
-            }
-        }
-    } else {
-        let src = lexical(Path::new(&rule.source));
-        if src.as_os_str().is_empty() {
-            whole_tree = true;
-        } else if let Some(e) = tree.get(&src) {
-            roots.push(e);
-        } else if let Some(e) = via_parent_symlinks(tree, &src)? {
-            roots.push(e);
-        }
-        prefix = src;
-    }
+    let (roots, whole_tree, prefix) = find_roots(tree, rule)?;
     if roots.is_empty() && !whole_tree {
         if rule.optional {
             tracing::debug!(source = %rule.source, "optional selection matched nothing");
             return Ok(());
         }
-        return Err(Error::not_found(
-            format!("selected path {}", rule.source),
-            "the image (mark it optional to skip it when absent)",
+        return Err(missing_error(
+            std::slice::from_ref(&rule.source),
+            "the image",
         ));
     }
     let relocate = rule.dest.as_deref().map(|d| lexical(Path::new(d)));
@@ -224,6 +219,51 @@ fn apply_rule<'t>(
         }
     }
     Ok(())
+}
+
+/// What a rule's source matches: the roots, whether it is the whole tree
+/// (`/`), and the source prefix each root is relocated from.
+type Roots<'t> = (Vec<&'t TreeEntry>, bool, PathBuf);
+
+fn find_roots<'t>(tree: &'t MergedTree, rule: &SelectRule) -> Result<Roots<'t>> {
+    // Roots the rule matched, and the source prefix each is relocated from.
+    let mut roots: Vec<&'t TreeEntry> = Vec::new();
+    let mut whole_tree = false;
+    let prefix: PathBuf;
+    if is_glob(&rule.source) {
+        let g = Glob::new(&rule.source);
+        prefix = g.literal_prefix();
+        let candidates: Box<dyn Iterator<Item = &TreeEntry>> = if prefix.as_os_str().is_empty() {
+            Box::new(tree.iter())
+        } else {
+            Box::new(tree.descendants(&prefix))
+        };
+        // A match's subtree is contiguous right after it; skip over it.
+        let mut inside: Option<PathBuf> = None;
+        for e in candidates {
+            if let Some(r) = &inside {
+                if e.path.starts_with(r) {
+                    continue;
+                }
+                inside = None;
+            }
+            if g.matches(&e.path) {
+                roots.push(e);
+                inside = Some(e.path.clone());
+            }
+        }
+    } else {
+        let src = lexical(Path::new(&rule.source));
+        if src.as_os_str().is_empty() {
+            whole_tree = true;
+        } else if let Some(e) = tree.get(&src) {
+            roots.push(e);
+        } else if let Some(e) = via_parent_symlinks(tree, &src)? {
+            roots.push(e);
+        }
+        prefix = src;
+    }
+    Ok((roots, whole_tree, prefix))
 }
 
 /// A source like `/lib/x` where `/lib` is a symlink to `usr/lib`: resolve
@@ -335,6 +375,25 @@ mod tests {
         assert!(optional.apply(&t).unwrap().is_empty());
         let none = Selection::new(vec![SelectRule::path("/usr/lib/*.a")]);
         assert!(none.apply(&t).is_err());
+        // Every absent required path in one error, not one per run.
+        let several = Selection::new(vec![
+            SelectRule::path("/opt/opencv5"),
+            SelectRule::path("/opt/llvm-target"),
+            SelectRule {
+                optional: true,
+                ..SelectRule::path("/opt/absent-but-optional")
+            },
+            SelectRule::path("/usr/lib/*.a"),
+        ]);
+        assert_eq!(
+            several.missing(&t).unwrap(),
+            ["/opt/opencv5", "/usr/lib/*.a"]
+        );
+        let err = several.apply(&t).unwrap_err().to_string();
+        assert!(
+            err.contains("2 selected paths (/opt/opencv5, /usr/lib/*.a) not found"),
+            "{err}"
+        );
         assert!(Selection::new(vec![SelectRule::path("relative")])
             .apply(&t)
             .is_err());

@@ -119,6 +119,40 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     let base_tree = MergedTree::load_cached(base_src.as_ref(), &base, tree_cache.as_ref())?;
     let base_view = MergedImage::new(req.base.to_string(), &base_tree, base_src.as_ref());
 
+    // Every required path absent from its input, all in one error (a
+    // recipe adapted to a new artifact should not take one run per path).
+    let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for l in &recipe.layers {
+        if let LayerSource::Image { input, selection } = &l.source {
+            for m in selection.missing(&inputs[input].tree)? {
+                missing.entry(input).or_default().push(m);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let (all, wheres): (Vec<String>, Vec<String>) = missing
+            .iter()
+            .map(|(name, paths)| {
+                (
+                    paths.join(", "),
+                    format!("input {name} ({})", inputs[*name].reference),
+                )
+            })
+            .unzip();
+        let paths: Vec<String> = missing.into_values().flatten().collect();
+        let location = if wheres.len() == 1 {
+            wheres.join("")
+        } else {
+            // Several inputs: say which paths each lacks.
+            all.iter()
+                .zip(&wheres)
+                .map(|(p, w)| format!("{w}: {p}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        return Err(crate::layer::select::missing_error(&paths, &location));
+    }
+
     // Plan every layer as a view: what lands where.
     enum Planned {
         Image(Selected, crate::layer::Selection),
