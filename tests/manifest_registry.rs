@@ -127,7 +127,8 @@ fn build_push_publishes_three_arches_and_repair_restores_the_index() {
     // registry serves for the tag.
     let pins: Value = serde_json::from_slice(&std::fs::read(&pins_file).unwrap()).unwrap();
     assert_eq!(pins, r["pins"]);
-    assert_eq!(pins.as_object().unwrap().len(), 8, "{pins}");
+    // index + alias, and per arch: wrapper, package and (--push-all) base.
+    assert_eq!(pins.as_object().unwrap().len(), 11, "{pins}");
     assert_eq!(pins[&image], format!("{host}/k/rt@{digest}"));
     assert_eq!(pins[&reg.url("k/rt:latest")], pins[&image]);
     for (tag, pin) in pins.as_object().unwrap() {
@@ -161,6 +162,15 @@ fn build_push_publishes_three_arches_and_repair_restores_the_index() {
         );
         let pkg = &pins[&reg.url(&format!("k/rt:latest-cross-package-{arch}"))];
         assert_eq!(ann["org.opencontainers.image.base.digest"], digest_of(pkg));
+        // --push-all also pushed the base stage as <tag>-base-<arch>: the
+        // arch's image of the multi-arch base, the one the package records.
+        let base = &pins[&reg.url(&format!("k/rt:latest-cross-base-{arch}"))];
+        let p = manifest_json(&reg, "k/rt", &format!("latest-cross-package-{arch}"));
+        assert_eq!(
+            p["annotations"]["org.opencontainers.image.base.digest"],
+            digest_of(base),
+            "{arch}"
+        );
         for tag in [
             format!("latest-cross-{arch}"),
             format!("latest-cross-package-{arch}"),
@@ -418,6 +428,14 @@ fn build_push_dry_run_prints_the_plan_and_contacts_nothing() {
     for arch in ARCHES {
         assert!(
             plan.contains(&format!(
+                "{arch}: push base oci:{}:base -> \
+                 docker://127.0.0.1:1/k/rt:latest-cross-base-{arch}",
+                fixtures().join("base").display()
+            )),
+            "{plan}"
+        );
+        assert!(
+            plan.contains(&format!(
                 "{arch}: push package oci:<staging>:latest-cross-package-{arch} -> \
                  docker://127.0.0.1:1/k/rt:latest-cross-package-{arch}"
             )),
@@ -436,6 +454,7 @@ fn build_push_dry_run_prints_the_plan_and_contacts_nothing() {
     let j = json(&run_ok(ocipack_cmd().args(&args)));
     assert_eq!(j["published_index"], image);
     assert_eq!(j["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(j["base_pushes"].as_array().unwrap().len(), 3);
     assert_eq!(j["aliases"][0], "docker://127.0.0.1:1/k/rt:latest");
 
     // --push needs --image; --image needs --push; one tag for both.

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use ocipack::index::pins::{write_digest_file, Pins};
 use ocipack::index::publish::alias_reference;
-use ocipack::index::push::{push_image, PushedImage};
+use ocipack::index::push::{push_image, push_platform_image, PushedImage};
 use ocipack::index::{plan_index, publish_index, IndexOptions, IndexReport};
-use ocipack::platform::{parse_arch_list, TargetArch};
+use ocipack::platform::{parse_arch_list, PlatformSpec, TargetArch};
 use ocipack::recipe::RecipeKind;
 use ocipack::reference::Reference;
 use ocipack::step::run::run_step;
@@ -49,8 +49,8 @@ pub struct Args {
     /// (completeness, coherence; freshness re-read after the push).
     #[arg(long)]
     pub push: bool,
-    /// --push, and the package stage images <tag>-package-<arch> too
-    /// (pushed first).
+    /// --push, and the intermediates too (pushed first): each arch's base
+    /// as <tag>-base-<arch> and the package stage as <tag>-package-<arch>.
     #[arg(long)]
     pub push_all: bool,
     /// Where --push publishes the index, with its tag:
@@ -107,6 +107,9 @@ struct BuildReport {
 /// What `--push` published.
 #[derive(serde::Serialize)]
 struct Published {
+    /// Base images (`--push-all`, as `<tag>-base-<arch>`), in arch order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bases: Vec<PushedImage>,
     /// Package stage images (`--push-all`), in arch order.
     packages: Vec<PushedImage>,
     /// The per-arch images and the index, as `manifest --push` reports them.
@@ -122,16 +125,28 @@ struct ArchPlan {
     wrapper: Reference,
     /// (package, wrapper) destinations with --push.
     publish: Option<(Reference, Reference)>,
+    /// Where --push-all pushes the base: `<tag>-base-<arch>`.
+    publish_base: Option<Reference>,
 }
 
 /// The `--dry-run --json` plan.
 #[derive(serde::Serialize)]
 struct DryRun {
+    /// `--push-all`: each arch's base, pushed as it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    base_pushes: Vec<DryPush>,
     steps: Vec<DryStep>,
     index: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     published_index: Option<String>,
     aliases: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct DryPush {
+    arch: TargetArch,
+    source: String,
+    push_to: String,
 }
 
 #[derive(serde::Serialize)]
@@ -210,6 +225,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             )),
             None => None,
         };
+        let publish_base = match &image {
+            Some(img) if a.push_all => Some(img.with_tag(&format!("{tag}-base-{arch}"))?),
+            _ => None,
+        };
         plan.push(ArchPlan {
             arch,
             base: per_arch(&a.base, arch)?,
@@ -217,6 +236,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             package: out.with_tag(&format!("{tag}-package-{arch}"))?,
             wrapper: out.with_tag(&format!("{tag}-{arch}"))?,
             publish,
+            publish_base,
         });
     }
     let index_ref = image.clone().unwrap_or_else(|| out.clone());
@@ -248,7 +268,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut pins = Pins::new();
     match &published {
         Some(p) => {
-            for pkg in &p.packages {
+            for pkg in p.bases.iter().chain(&p.packages) {
                 pins.insert(pkg.destination.clone(), pkg.pin.clone());
             }
             pins.extend(p.index.pins.clone());
@@ -294,7 +314,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("run      {}", report.run_id);
     }
     if let Some(p) = &report.published {
-        for pkg in &p.packages {
+        for pkg in p.bases.iter().chain(&p.packages) {
             println!("pushed   {} {}", pkg.digest, pkg.destination);
         }
         super::manifest::print(&p.index, false)?;
@@ -340,7 +360,18 @@ fn print_plan(
             push_to: wrp_dest,
         });
     }
+    let base_pushes = plan
+        .iter()
+        .filter_map(|p| {
+            p.publish_base.as_ref().map(|d| DryPush {
+                arch: p.arch,
+                source: p.base.to_string(),
+                push_to: d.to_string(),
+            })
+        })
+        .collect();
     let dry = DryRun {
+        base_pushes,
         steps,
         index: out.to_string(),
         published_index: image.map(|i| i.to_string()),
@@ -359,6 +390,9 @@ fn print_plan(
         );
     }
     println!("index {} from {}", dry.index, a.target_arches);
+    for b in &dry.base_pushes {
+        println!("{}: push base {} -> {}", b.arch, b.source, b.push_to);
+    }
     for s in &dry.steps {
         if let Some(d) = &s.push_to {
             println!("{}: push {} {} -> {d}", s.arch, s.stage, s.output);
@@ -488,6 +522,34 @@ fn publish(
 ) -> anyhow::Result<Published> {
     let progress = ProgressScope::new("pushed", a.json);
     let registry = a.registry.dest_options(&progress.0)?;
+    // --push-all: the bases first, as the seed's `<tag>-base-<arch>` stage
+    // tags (the arch's image of a multi-arch base), so every stage a
+    // published wrapper was built on is in the registry.
+    let mut bases = Vec::new();
+    for p in plan {
+        let Some(dest) = &p.publish_base else {
+            continue;
+        };
+        progress
+            .0
+            .note(&format!("ocipack: {}: push base -> {dest}", p.arch));
+        let pushed = push_platform_image(
+            &p.base,
+            Some(&PlatformSpec::linux(p.arch)),
+            dest,
+            &registry,
+            a.force,
+        )
+        .with_context(|| format!("pushing {} to {dest}", p.base))?;
+        if pushed.forced {
+            progress.0.note(&format!(
+                "ocipack: warning: freshness gate failed, overridden by --force: \
+                 {dest} does not serve {}",
+                pushed.digest
+            ));
+        }
+        bases.push(pushed);
+    }
     let mut packages = Vec::new();
     for p in plan {
         let Some((pkg_dest, _)) = &p.publish else {
@@ -525,7 +587,11 @@ fn publish(
     opts.force = a.force;
     opts.registry = registry;
     let index = publish_index(&opts).with_context(|| format!("publishing {image}"))?;
-    Ok(Published { packages, index })
+    Ok(Published {
+        bases,
+        packages,
+        index,
+    })
 }
 
 /// Per-arch stage display: a spinner per arch on a terminal, plain lines on

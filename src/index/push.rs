@@ -8,6 +8,7 @@ use crate::copy::{copy_image, CopyOptions};
 use crate::digest::parse_sha256;
 use crate::error::{Error, Result};
 use crate::index::gates::Gate;
+use crate::platform::PlatformSpec;
 use crate::reference::Reference;
 use crate::registry::{Progress, RegistryOptions, RegistrySink, TransferLog};
 use crate::transport::{open_sink_with, open_source_with, ImageSink};
@@ -36,6 +37,19 @@ pub fn push_image(
     registry: &RegistryOptions,
     force: bool,
 ) -> Result<PushedImage> {
+    push_platform_image(src, None, dest, registry, force)
+}
+
+/// [`push_image`] of one platform's image: from an index, that child only
+/// (a multi-arch base pushed as `<tag>-base-<arch>`); a single image must
+/// be of that platform.
+pub fn push_platform_image(
+    src: &Reference,
+    platform: Option<&PlatformSpec>,
+    dest: &Reference,
+    registry: &RegistryOptions,
+    force: bool,
+) -> Result<PushedImage> {
     let tag = dest.tag().ok_or_else(|| Error::Reference {
         input: dest.to_string(),
         reason: "needs a tag".into(),
@@ -52,6 +66,7 @@ pub fn push_image(
     };
     let opts = CopyOptions {
         tags: vec![tag.to_string()],
+        platform: platform.cloned(),
         ..CopyOptions::default()
     };
     let report = copy_image(source.as_ref(), sink, &opts)?;
@@ -101,5 +116,29 @@ mod tests {
         assert!(!p.forced && p.transfer.is_none());
         let untagged = Reference::parse(&format!("oci:{}", tmp.path().display())).unwrap();
         assert!(push_image(&src, &untagged, &RegistryOptions::default(), false).is_err());
+    }
+
+    #[test]
+    fn pushes_one_platform_of_an_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/base");
+        let index = Reference::parse(&format!("oci:{}:base", fx.display())).unwrap();
+        let single = Reference::parse(&format!("oci:{}:base-riscv64", fx.display())).unwrap();
+        let dest =
+            Reference::parse(&format!("oci:{}:t-base-riscv64", tmp.path().display())).unwrap();
+        let riscv = PlatformSpec::linux(crate::platform::TargetArch::Riscv64);
+        let opts = RegistryOptions::default();
+        // The index's riscv64 child is the image tagged base-riscv64.
+        let p = push_platform_image(&index, Some(&riscv), &dest, &opts, false).unwrap();
+        let want = crate::transport::open_source(&single)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(p.digest, want.digest().to_string());
+        // Without a platform an index is refused; a single image of another
+        // platform too.
+        assert!(push_image(&index, &dest, &opts, false).is_err());
+        let arm = PlatformSpec::linux(crate::platform::TargetArch::Arm64);
+        assert!(push_platform_image(&single, Some(&arm), &dest, &opts, false).is_err());
     }
 }
