@@ -343,3 +343,31 @@ fn unresolvable_host_is_final() {
         "{e}"
     );
 }
+
+/// containerd's `ctr images import` reads Docker archives too: it finds the
+/// image under its RepoTag and runs it.
+#[test]
+fn containerd_imports_and_runs_what_we_write() {
+    let ctrd = common::containerd::Containerd::start();
+    let t = tempfile::tempdir().unwrap();
+    let tar = t.path().join("d.tar");
+    ocipack_ok(&[
+        "copy",
+        &src_ref(),
+        &format!("docker-archive:{}:k/base:v1", tar.display()),
+    ]);
+    ctrd.ctr_ok(&["images", "import", &tar.display().to_string()]);
+    let list = ctrd.ctr_ok(&["images", "ls", "-q"]);
+    assert!(list.lines().any(|l| l == "docker.io/k/base:v1"), "{list}");
+    let run = ctrd.run(
+        "docker.io/k/base:v1",
+        "da",
+        &["/bin/sh", "-c", "echo from-docker-archive"],
+    );
+    assert!(
+        run.success && run.output.contains("from-docker-archive"),
+        "{}\ncontainerd log:\n{}",
+        run.output,
+        ctrd.log()
+    );
+}
