@@ -158,6 +158,12 @@ fn skopeo_reads_what_we_write() {
     let out = ocipack_ok(&["copy", &src_ref(), &format!("docker-archive:{o}:k/base:v1")]);
     assert!(out.contains("copied"), "{out}");
     let src = inspect(&src_ref());
+    // The pin is the manifest the archive presents (synthesized), not the
+    // source's.
+    let back = inspect(&format!("docker-archive:{o}:k/base:v1"));
+    let pin = format!("docker-archive:{o}@{}", back["digest"].as_str().unwrap());
+    assert!(out.lines().any(|l| l == pin), "{out}");
+    assert_ne!(back["digest"], src["digest"]);
 
     // Same manifest.json as skopeo writes for the same copy.
     let theirs = t.path().join("theirs.tar");
