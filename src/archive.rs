@@ -172,6 +172,17 @@ pub struct SectionReader {
     end: u64,
 }
 
+impl SectionReader {
+    /// Reads `size` bytes of `file` from `offset` (a member found by a scan).
+    pub(crate) fn new(file: Arc<File>, offset: u64, size: u64) -> SectionReader {
+        SectionReader {
+            file,
+            pos: offset,
+            end: offset + size,
+        }
+    }
+}
+
 impl Read for SectionReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.end - self.pos;

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod atomic;
 pub mod copy;
 pub mod digest;
+pub mod docker_archive;
 pub mod elf;
 pub mod error;
 pub mod guard;

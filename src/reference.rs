@@ -3,6 +3,7 @@
 //! Accepted forms:
 //! - `oci:DIR[:TAG|@sha256:…]` and BuildKit's `oci-layout://DIR[:TAG|@sha256:…]`
 //! - `oci-archive:FILE[:TAG]`
+//! - `docker-archive:FILE[:NAME[:TAG]|:@INDEX]` (skopeo's syntax)
 //! - `docker://HOST/REPO[:TAG|@DIGEST]` and a bare `HOST/REPO[:TAG|@DIGEST]`
 
 use std::fmt;
@@ -27,6 +28,48 @@ impl fmt::Display for Selector {
             Selector::Tag(t) => write!(f, ":{t}"),
             Selector::Digest(d) => write!(f, "@{d}"),
         }
+    }
+}
+
+/// Which image of a Docker archive (`docker save`'s `manifest.json` can
+/// hold several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveImage {
+    /// A fully qualified name and tag as skopeo normalises them
+    /// (`base` is `docker.io/library/base:latest`), matched against
+    /// `RepoTags` and written there.
+    Named { name: String, tag: String },
+    /// The zero-based position in `manifest.json` (skopeo's `:@N`).
+    Index(usize),
+}
+
+impl fmt::Display for ArchiveImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchiveImage::Named { name, tag } => write!(f, "{name}:{tag}"),
+            ArchiveImage::Index(i) => write!(f, "@{i}"),
+        }
+    }
+}
+
+impl ArchiveImage {
+    /// Parses what follows `FILE:` as skopeo does: `@N`, or a Docker
+    /// reference with a tag (`latest` when missing), never a digest.
+    pub fn parse(s: &str) -> std::result::Result<ArchiveImage, String> {
+        if let Some(n) = s.strip_prefix('@') {
+            return n
+                .parse::<usize>()
+                .map(ArchiveImage::Index)
+                .map_err(|_| format!("invalid image index @{n} (expected @0, @1, ...)"));
+        }
+        let r = parse_registry(s)?;
+        if r.digest.is_some() {
+            return Err("docker-archive references take a tag, not a digest".into());
+        }
+        Ok(ArchiveImage::Named {
+            name: r.name(),
+            tag: r.tag.unwrap_or_else(|| "latest".into()),
+        })
     }
 }
 
@@ -99,7 +142,53 @@ pub enum Reference {
         path: PathBuf,
         tag: Option<String>,
     },
+    /// A `docker save` / `skopeo copy docker-archive:` tar.
+    DockerArchive {
+        path: PathBuf,
+        image: Option<ArchiveImage>,
+    },
     Registry(RegistryRef),
+}
+
+/// Transports of skopeo (containers/image) that ocipack does not read or
+/// write, so their prefixes get a precise error instead of a registry
+/// lookup.
+const FOREIGN_TRANSPORTS: &[&str] = &[
+    "containers-storage",
+    "dir",
+    "docker-daemon",
+    "ostree",
+    "sif",
+    "tarball",
+];
+
+const SUPPORTED_TRANSPORTS: &str =
+    "oci:DIR[:TAG], oci-layout://DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG]";
+
+/// Refuses an unknown `word:` prefix that is not a registry `HOST:PORT/`:
+/// without this, `dir:x` would be looked up on Docker Hub and retried.
+/// A bare reference needs a `/` before any tag (`HOST/REPO:TAG`), so
+/// `name:tag` is read as a transport; `docker://name:tag` is Docker Hub.
+fn check_transport(input: &str) -> std::result::Result<(), String> {
+    let name = input.split('@').next().unwrap_or(input);
+    let Some((word, rest)) = name.split_once(':') else {
+        return Ok(());
+    };
+    if word.contains('/') || word.starts_with('[') {
+        return Ok(());
+    }
+    let port_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if port_len > 0 && rest[port_len..].starts_with('/') && !word.is_empty() {
+        return Ok(());
+    }
+    if FOREIGN_TRANSPORTS.contains(&word) {
+        return Err(format!(
+            "skopeo's {word}: transport is not supported by ocipack (supported: {SUPPORTED_TRANSPORTS}); copy it with skopeo to oci: or docker-archive: first"
+        ));
+    }
+    Err(format!(
+        "unknown transport {word:?} (supported: {SUPPORTED_TRANSPORTS}); a Docker Hub image with a tag is written docker://{input}"
+    ))
 }
 
 impl Reference {
@@ -126,11 +215,31 @@ impl Reference {
             };
             return Ok(Reference::Archive { path, tag });
         }
-        let rest = input.strip_prefix("docker://").unwrap_or(input);
+        if let Some(rest) = input.strip_prefix("docker-archive:") {
+            // As skopeo: the file name ends at the first ':'.
+            let (path, image) = match rest.split_once(':') {
+                Some((p, i)) => (p, Some(ArchiveImage::parse(i).map_err(|r| err(&r))?)),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(err("missing file"));
+            }
+            return Ok(Reference::DockerArchive {
+                path: PathBuf::from(path),
+                image,
+            });
+        }
+        let rest = match input.strip_prefix("docker://") {
+            Some(r) => r,
+            None => {
+                check_transport(input).map_err(|r| err(&r))?;
+                input
+            }
+        };
         if rest.contains("://") {
-            return Err(err(
-                "unknown transport (use oci:, oci-layout://, oci-archive: or docker://)",
-            ));
+            return Err(err(&format!(
+                "unknown transport (supported: {SUPPORTED_TRANSPORTS})"
+            )));
         }
         parse_registry(rest)
             .map(Reference::Registry)
@@ -145,6 +254,10 @@ impl Reference {
                 ..
             } => Some(t),
             Reference::Archive { tag: Some(t), .. } => Some(t),
+            Reference::DockerArchive {
+                image: Some(ArchiveImage::Named { tag, .. }),
+                ..
+            } => Some(tag),
             Reference::Registry(r) if r.digest.is_none() => r.tag.as_deref(),
             _ => None,
         }
@@ -165,6 +278,24 @@ impl Reference {
                 path: path.clone(),
                 tag: Some(tag.to_string()),
             },
+            Reference::DockerArchive {
+                path,
+                image: Some(ArchiveImage::Named { name, .. }),
+            } => Reference::DockerArchive {
+                path: path.clone(),
+                image: Some(ArchiveImage::Named {
+                    name: name.clone(),
+                    tag: tag.to_string(),
+                }),
+            },
+            Reference::DockerArchive { .. } => {
+                return Err(Error::Reference {
+                    input: self.to_string(),
+                    reason: format!(
+                        "cannot derive tag {tag:?} without a name (docker-archive:FILE:NAME:TAG)"
+                    ),
+                })
+            }
             Reference::Registry(r) => Reference::Registry(r.with_tag(tag)),
         })
     }
@@ -175,6 +306,9 @@ impl Reference {
         match self {
             Reference::Layout { path, .. } => format!("oci:{}@{}", path.display(), digest),
             Reference::Archive { path, .. } => format!("oci-archive:{}@{}", path.display(), digest),
+            Reference::DockerArchive { path, .. } => {
+                format!("docker-archive:{}@{}", path.display(), digest)
+            }
             Reference::Registry(r) => r.pin(digest),
         }
     }
@@ -201,6 +335,13 @@ impl fmt::Display for Reference {
                 write!(f, "oci-archive:{}", path.display())?;
                 if let Some(t) = tag {
                     write!(f, ":{t}")?;
+                }
+                Ok(())
+            }
+            Reference::DockerArchive { path, image } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                if let Some(i) = image {
+                    write!(f, ":{i}")?;
                 }
                 Ok(())
             }
@@ -388,6 +529,103 @@ mod tests {
         assert!(r.digest.is_some());
         assert!(Reference::parse("docker://Host/UPPER:x").is_err());
         assert!(Reference::parse("ftp://x/y").is_err());
+    }
+
+    #[test]
+    fn docker_archive_forms() {
+        let named = |n: &str, t: &str| {
+            Some(ArchiveImage::Named {
+                name: n.into(),
+                tag: t.into(),
+            })
+        };
+        let cases = [
+            ("docker-archive:/tmp/x.tar", None),
+            (
+                "docker-archive:x.tar:base",
+                named("docker.io/library/base", "latest"),
+            ),
+            (
+                "docker-archive:x.tar:base:v1",
+                named("docker.io/library/base", "v1"),
+            ),
+            (
+                "docker-archive:x.tar:docker.io/library/base:v1",
+                named("docker.io/library/base", "v1"),
+            ),
+            (
+                "docker-archive:x.tar:localhost:5000/team/img:t",
+                named("localhost:5000/team/img", "t"),
+            ),
+            ("docker-archive:x.tar:@2", Some(ArchiveImage::Index(2))),
+        ];
+        for (input, image) in cases {
+            let r = Reference::parse(input).unwrap();
+            let Reference::DockerArchive { image: got, .. } = &r else {
+                panic!("{input}: {r:?}")
+            };
+            assert_eq!(got, &image, "{input}");
+            // Display round-trips.
+            assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        }
+        let r = Reference::parse("docker-archive:x.tar:base:v1").unwrap();
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(
+            r.with_tag("v2").unwrap().to_string(),
+            "docker-archive:x.tar:docker.io/library/base:v2"
+        );
+        assert!(Reference::parse("docker-archive:x.tar")
+            .unwrap()
+            .with_tag("v2")
+            .is_err());
+        for bad in [
+            "docker-archive:",
+            "docker-archive::base",
+            "docker-archive:x.tar:",
+            "docker-archive:x.tar:@-1",
+            "docker-archive:x.tar:Upper",
+            &format!("docker-archive:x.tar:base@{D}"),
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_transports_are_named() {
+        for (input, says) in [
+            (
+                "containers-storage:img",
+                "skopeo's containers-storage: transport",
+            ),
+            ("dir:/tmp/x", "skopeo's dir: transport"),
+            (
+                "docker-daemon:img:latest",
+                "skopeo's docker-daemon: transport",
+            ),
+            ("foo:bar", "unknown transport \"foo\""),
+            ("ftp://x/y", "unknown transport"),
+        ] {
+            let e = Reference::parse(input).unwrap_err().to_string();
+            assert!(e.contains(says), "{input}: {e}");
+            assert!(e.contains("docker-archive:FILE"), "{input}: {e}");
+        }
+        // Registries with ports, bare names and explicit Docker Hub stay registries.
+        for ok in [
+            "localhost:5000/repo",
+            "localhost:5000/repo:tag",
+            "127.0.0.1:5000/a/b:c",
+            "registry.example:443/x",
+            "ubuntu",
+            "ghcr.io/k/b:tag",
+            "docker://foo:bar",
+            &format!("ubuntu@{D}"),
+        ] {
+            assert!(
+                matches!(Reference::parse(ok), Ok(Reference::Registry(_))),
+                "{ok}: {:?}",
+                Reference::parse(ok)
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::io::Read;
 use oci_spec::image::Descriptor;
 
 use crate::archive::{ArchiveReader, ArchiveWriter};
+use crate::docker_archive::{DockerArchiveSource, DockerArchiveWriter};
 use crate::error::Result;
 use crate::layout::Layout;
 use crate::manifest::RawManifest;
@@ -202,6 +203,9 @@ pub fn open_source_with(
             archive: ArchiveReader::open(path)?,
             tag: tag.clone(),
         })),
+        Reference::DockerArchive { path, image } => {
+            Ok(Box::new(DockerArchiveSource::open(path, image.clone())?))
+        }
         Reference::Registry(r) => Ok(Box::new(RegistrySource::open(r, registry)?)),
     }
 }
@@ -220,6 +224,9 @@ pub fn open_sink_with(
     match reference {
         Reference::Layout { path, .. } => Ok(Box::new(Layout::open_or_create(path)?)),
         Reference::Archive { path, .. } => Ok(Box::new(ArchiveWriter::create(path)?)),
+        Reference::DockerArchive { path, image } => {
+            Ok(Box::new(DockerArchiveWriter::create(path, image.as_ref())?))
+        }
         Reference::Registry(r) => Ok(Box::new(RegistrySink::open(r, registry)?)),
     }
 }

@@ -84,7 +84,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     progress.finish();
     let report = result.with_context(|| format!("copying {} to {}", a.source, a.destination))?;
     let transfer = log.and_then(|l| l.lock().ok().map(|l| l.clone()));
-    let top = parse_sha256(&report.digest)?;
+    let mut top = parse_sha256(&report.digest)?;
+    if let Reference::DockerArchive { .. } = &a.destination {
+        // The archive stores no manifest: pin the one it now presents.
+        top = ocipack::transport::open_source(&a.destination)
+            .and_then(|s| s.resolve())
+            .with_context(|| format!("reading back {}", a.destination))?
+            .digest()
+            .clone();
+    }
     let mut pins = vec![a.destination.pin(&top)];
     if let Some(t) = &transfer {
         for p in &t.manifests {

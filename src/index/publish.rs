@@ -429,7 +429,7 @@ impl IndexPlan {
 
 /// The index's tag; refuses destinations `manifest` cannot write to.
 fn check_destination(opts: &IndexOptions) -> Result<String> {
-    if let Reference::Archive { .. } = opts.image {
+    if let Reference::Archive { .. } | Reference::DockerArchive { .. } = opts.image {
         return Err(Error::Unsupported(format!(
             "{}: an index is written to an OCI layout or a registry, not an archive",
             opts.image

@@ -305,6 +305,10 @@ impl RegistryClient {
                     transient = true;
                     let reason = match classify(&e) {
                         Failure::Transient { reason, .. } => reason,
+                        // An unknown host is unknown in every scheme.
+                        Failure::Fatal(f @ Error::Registry { .. }) => {
+                            return Err(Failure::Fatal(f))
+                        }
                         Failure::Fatal(e) => e.to_string(),
                     };
                     if !last.is_empty() {

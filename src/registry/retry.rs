@@ -2,7 +2,8 @@
 //!
 //! What is transient: connection errors and timeouts, 408, 429 (its
 //! `Retry-After` is honoured) and 5xx other than 501/505. Everything else is
-//! an answer, and the caller decides what it means.
+//! an answer, and the caller decides what it means. A host name that does
+//! not resolve is final: the resolver answered, retrying cannot help.
 
 use std::time::{Duration, SystemTime};
 
@@ -176,7 +177,37 @@ pub(crate) fn classify(e: &reqwest::Error) -> Failure {
     if e.is_builder() || e.is_redirect() {
         return Failure::Fatal(Error::Unsupported(reason));
     }
+    if e.is_connect() && is_unknown_host(&reason) {
+        let host = e
+            .url()
+            .map(|u| match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => u.to_string(),
+            })
+            .unwrap_or_default();
+        return Failure::Fatal(Error::Registry {
+            registry: host.clone(),
+            what: "resolving the host name".into(),
+            reason: format!("unknown host {host:?} (name resolution failed: {reason})"),
+        });
+    }
     Failure::transient(reason)
+}
+
+/// Whether an error chain says the resolver answered "no such name"
+/// (glibc's EAI_NONAME and EAI_NODATA, musl's and macOS's wording). A
+/// temporary failure ("Temporary failure in name resolution", EAI_AGAIN)
+/// stays transient.
+pub(crate) fn is_unknown_host(chain: &str) -> bool {
+    const FINAL: &[&str] = &[
+        "Name or service not known",
+        "No address associated with hostname",
+        "Name does not resolve",
+        "nodename nor servname provided, or not known",
+        "No such host is known",
+    ];
+    chain.contains("dns error") && FINAL.iter().any(|m| chain.contains(m))
 }
 
 #[cfg(test)]
@@ -225,6 +256,45 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn unknown_host_is_final_temporary_dns_is_not() {
+        // reqwest's chain for a name the resolver does not know.
+        let nx = "error sending request for url (https://r.invalid/v2/): client error (Connect): \
+                  dns error: failed to lookup address information: Name or service not known";
+        assert!(is_unknown_host(nx));
+        assert!(is_unknown_host(
+            "client error (Connect): dns error: failed to lookup address information: No address associated with hostname"
+        ));
+        assert!(!is_unknown_host(
+            "client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution"
+        ));
+        assert!(!is_unknown_host(
+            "client error (Connect): tcp connect error: Connection refused (os error 111)"
+        ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn unresolvable_name_is_classified_final() {
+        // RFC 2606: `.invalid` never resolves; glibc answers without traffic
+        // when no resolver knows it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().build().unwrap();
+        let e = client
+            .get("http://ocipack-test.invalid:5000/v2/")
+            .send()
+            .await
+            .unwrap_err();
+        match classify(&e) {
+            Failure::Fatal(Error::Registry {
+                registry, reason, ..
+            }) => {
+                assert_eq!(registry, "ocipack-test.invalid:5000");
+                assert!(reason.contains("unknown host"), "{reason}");
+            }
+            other => panic!("expected a final DNS failure, got {other:?}"),
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]
