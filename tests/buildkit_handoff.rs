@@ -46,6 +46,40 @@ fn ocipack_fails_in(cwd: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A stand-in for torch.Dockerfile's `app-export` (FROM scratch + the app
+/// under /opt/app), written by umoci, not ocipack: `SRC:app-<arch>`.
+fn umoci_app_image(src: &Path, arch: &str) {
+    let img = format!("{}:app-{arch}", src.display());
+    if !src.join("index.json").exists() {
+        common::tools::run_ok("umoci", &["init", "--layout", &src.display().to_string()]);
+    }
+    common::tools::run_ok("umoci", &["new", "--image", &img]);
+    let bundle = src.with_file_name(format!("bundle-{arch}"));
+    let b = bundle.display().to_string();
+    common::tools::run_ok("umoci", &["unpack", "--rootless", "--image", &img, &b]);
+    let app = bundle.join("rootfs/opt/app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(app.join("uv.lock"), "version = 1\n").unwrap();
+    common::tools::run_ok("umoci", &["repack", "--image", &img, &b]);
+    common::tools::run_ok(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &img,
+            "--os",
+            "linux",
+            "--architecture",
+            arch,
+        ],
+    );
+}
+
 /// Step 1 of the README: the BuildKit exports ocipack reads.
 fn buildkit_exports(work: &Path) {
     let base = fixtures().join("base");
@@ -71,6 +105,16 @@ fn buildkit_exports(work: &Path) {
                 attest: true,
             });
         }
+        let apps = work.join("umoci/apps");
+        std::fs::create_dir_all(apps.parent().unwrap()).unwrap();
+        umoci_app_image(&apps, arch);
+        buildkit::export(&Export {
+            src_layout: &apps,
+            src_tag: &format!("app-{arch}"),
+            dest: &work.join(format!("out/local-oci/app-export-{arch}")),
+            name: &format!("app-export-{arch}"),
+            attest: true,
+        });
     }
 }
 
@@ -217,9 +261,17 @@ fn documented_commands_build_from_buildkit_layouts() {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     buildkit_exports(w);
+    // The fixture package recipe (the shipped one copies trees the fixture
+    // artifacts do not have); the shipped wrapper recipe, with its venv and
+    // app inputs, and the shipped version pins.
     let pr = repo().join("layouts/fixtures/package.toml");
-    let wr = repo().join("layouts/fixtures/wrapper.toml");
-    let (pr, wr) = (pr.to_str().unwrap(), wr.to_str().unwrap());
+    let wr = repo().join("layouts/wrapper.toml");
+    let versions = repo().join("layouts/versions.env");
+    let (pr, wr, versions) = (
+        pr.to_str().unwrap(),
+        wr.to_str().unwrap(),
+        versions.to_str().unwrap(),
+    );
 
     let mut package_digests = Vec::new();
     for arch in ARCHES {
@@ -235,6 +287,8 @@ fn documented_commands_build_from_buildkit_layouts() {
                 &format!("oci:out/local-oci/cross-android-{arch}"),
                 "--recipe",
                 pr,
+                "--versions",
+                versions,
                 "--run-id",
                 "run-1",
                 "--out",
@@ -268,10 +322,14 @@ fn documented_commands_build_from_buildkit_layouts() {
             "oci:out/local-oci/cross-android-{arch}",
             "--input",
             "venv=oci:out/local-oci/venv-export-{arch}",
+            "--input",
+            "app=oci:out/local-oci/app-export-{arch}",
             "--package-recipe",
             pr,
             "--wrapper-recipe",
             wr,
+            "--versions",
+            versions,
             "--run-id",
             "run-1",
             "--out",
@@ -302,6 +360,32 @@ fn documented_commands_build_from_buildkit_layouts() {
             Some(want.as_str()),
             "{arch}: {wrapper}"
         );
+        assert_eq!(
+            wrapper["config"]["entrypoint"][0],
+            "/usr/local/bin/entrypoint.sh"
+        );
+        // The venv, the app and the scripts are all in the wrapper.
+        let rootfs = w.join(format!("rootfs-{arch}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_ocipack"))
+            .args(["unpack", &format!("oci:out/runtime:latest-cross-{arch}")])
+            .arg(&rootfs)
+            .current_dir(w)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in [
+            "opt/venv/pyvenv.cfg",
+            "opt/app/pyproject.toml",
+            "opt/app/uv.lock",
+            "usr/local/bin/entrypoint.sh",
+            "usr/local/bin/vulkan.sh",
+        ] {
+            assert!(rootfs.join(f).exists(), "{arch}: /{f} missing");
+        }
     }
     let idx = ocipack_in(w, &["inspect", "oci:out/runtime:latest-cross"]);
     let plats: Vec<&str> = idx["manifests"]

@@ -335,7 +335,7 @@ fn reserialize_desc(m: &Value) -> String {
         })
         .unwrap_or_default();
     let ann_ref: Vec<(&str, &str)> = ann.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let platform = m.get("platform").map(|p| platform_json(p));
+    let platform = m.get("platform").map(platform_json);
     desc(
         m["mediaType"].as_str().unwrap(),
         m["digest"].as_str().unwrap(),
