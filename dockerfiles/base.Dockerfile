@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The clean per-arch runtime base. Built ON THE TARGET PLATFORM (QEMU for
 # foreign arches): this is where the runtime apt installs that used to be
 # replayed in linux/Dockerfile.package now live. ocipack never executes
@@ -8,11 +6,14 @@
 #
 #   for arch in amd64 arm64 riscv64; do
 #     nerdctl build -f dockerfiles/base.Dockerfile --platform linux/$arch \
-#       --output type=oci,tar=false,name=base-$arch,dest=out/base/$arch .
+#       --output type=oci,tar=false,name=base-$arch,dest=out/local-oci/base-$arch .
 #   done
 #
-# ocipack then reads `oci:out/base/<arch>` (--base); the base's layers are
-# reused byte for byte and its config is kept (no rootfs hand-over).
+# ocipack then reads `oci:out/local-oci/base-<arch>` (--base; the layout
+# holds one image, so no tag is needed; `:latest` and `:base-<arch>` name it
+# too); the base's layers are reused byte for byte and its config is kept
+# (no rootfs hand-over). No `# syntax=` line: the built-in frontend is used,
+# nothing is pulled to parse this file.
 
 ARG UBUNTU_IMAGE=ubuntu:26.04
 FROM ${UBUNTU_IMAGE} AS base

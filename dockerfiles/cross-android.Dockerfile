@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The heavy cross stages stay in BuildKit on the amd64 host:
 #
 #   base -> compiler -> sdk -> media -> android      (linux/Dockerfile.*)
@@ -16,12 +14,16 @@
 #       --platform linux/amd64 \
 #       --build-arg ANDROID_IMAGE=<registry>/android@sha256:<digest-for-$arch> \
 #       --build-arg TARGET_ARCH=$arch \
-#       --output type=oci,tar=false,name=cross-android-$arch,dest=out/cross-android/$arch .
+#       --output type=oci,tar=false,name=cross-android-$arch,dest=out/local-oci/cross-android-$arch .
 #   done
 #
-# `ocipack package --artifact oci:out/cross-android/<arch>` then copies
-# only the payload paths of layouts/package.toml: the build trees and
-# host tools left in the stage are never read.
+# `ocipack package --artifact oci:out/local-oci/cross-android-<arch>` then
+# copies only the payload paths of layouts/package.toml (including the
+# `/opt/wheels` wheelhouse when the media lane made one): the build trees
+# and host tools left in the stage are never read. With provenance on
+# (buildx's default) BuildKit writes an image index holding the image and
+# an attestation manifest; ocipack takes the image and skips the
+# attestation. No `# syntax=` line: the built-in frontend is used.
 
 ARG ANDROID_IMAGE
 FROM ${ANDROID_IMAGE} AS cross-android

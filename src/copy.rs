@@ -68,8 +68,11 @@ pub fn copy_image(
                         child.digest()
                     )));
                 }
-                if let Some(p) = child.platform() {
-                    platforms.push(platform_string(p));
+                match child.platform() {
+                    Some(p) if !crate::platform::is_attestation(child) => {
+                        platforms.push(platform_string(p))
+                    }
+                    _ => {}
                 }
                 images.push((child.clone(), raw));
             }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::manifest::{RawManifest, MAX_METADATA_SIZE};
-use crate::platform::{platform_string, select_manifest, PlatformSpec};
+use crate::platform::{image_entries, platform_string, select_manifest, PlatformSpec};
 use crate::transport::ImageSource;
 
 /// A single-platform image.
@@ -56,27 +56,33 @@ pub fn resolve_image(src: &dyn ImageSource, want: Option<&PlatformSpec>) -> Resu
     let raw = src.read_manifest(&root)?;
     let (descriptor, raw, index) = if raw.kind().is_index() {
         let idx = raw.index()?;
-        let want = want.ok_or_else(|| {
-            let plats: Vec<String> = idx
-                .manifests()
-                .iter()
-                .filter_map(|d| d.platform().as_ref().map(platform_string))
-                .collect();
-            Error::invalid(
-                src.name(),
-                format!(
-                    "is a multi-platform index ({}); choose one with --arch",
-                    plats.join(", ")
-                ),
-            )
-        })?;
-        let child = select_manifest(&idx, want, &src.name())?.clone();
+        let images: Vec<&Descriptor> = image_entries(&idx).collect();
+        let child = match (want, images.as_slice()) {
+            (Some(want), _) => select_manifest(&idx, want, &src.name())?.clone(),
+            // BuildKit wraps a single-platform image in an index as soon as
+            // it carries attestations: that is still one image.
+            (None, [one]) => (*one).clone(),
+            (None, _) => {
+                let plats: Vec<String> = images
+                    .iter()
+                    .filter_map(|d| d.platform().as_ref().map(platform_string))
+                    .collect();
+                return Err(Error::invalid(
+                    src.name(),
+                    format!(
+                        "is a multi-platform index ({}); choose one with --arch",
+                        plats.join(", ")
+                    ),
+                ));
+            }
+        };
         let child_raw = src.read_manifest(&child)?;
         if child_raw.kind().is_index() {
             return Err(Error::Unsupported(format!(
-                "{}: nested index {} for {want}",
+                "{}: nested index {} for {}",
                 src.name(),
-                child.digest()
+                child.digest(),
+                want.map(|w| w.to_string()).unwrap_or_default()
             )));
         }
         (child, child_raw, Some(root))

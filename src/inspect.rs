@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::image::resolve_image;
-use crate::platform::{platform_string, PlatformSpec};
+use crate::platform::{is_attestation, platform_string, PlatformSpec};
 use crate::transport::ImageSource;
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +50,10 @@ pub struct IndexEntry {
     pub digest: String,
     pub size: u64,
     pub platform: Option<String>,
+    /// A BuildKit attestation manifest (in-toto statements about a sibling
+    /// image), not an image.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attestation: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +96,7 @@ pub fn inspect(src: &dyn ImageSource, want: Option<&PlatformSpec>) -> Result<Ins
                     digest: d.digest().to_string(),
                     size: d.size(),
                     platform: d.platform().as_ref().map(platform_string),
+                    attestation: is_attestation(d),
                 })
                 .collect(),
         });

@@ -230,17 +230,42 @@ pub fn platform_string(p: &Platform) -> String {
     s
 }
 
-/// Picks the one manifest of `index` that matches `want`. Entries without a
-/// platform are ignored (attestations, referrers); more than one match is an
-/// error, since silently taking the first is how stale images ship.
+/// BuildKit's annotation on the attestation manifests it adds to an image
+/// index (exporter/containerimage/writer.go): `vnd.docker.reference.type:
+/// attestation-manifest`, with `vnd.docker.reference.digest` naming the
+/// image it describes and platform `unknown/unknown`.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+
+/// Whether an index entry is an attestation manifest (an in-toto statement
+/// about a sibling image), never an image of its own.
+pub fn is_attestation(d: &Descriptor) -> bool {
+    let annotated = d
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(REFERENCE_TYPE))
+        .is_some_and(|t| t == ATTESTATION_MANIFEST);
+    let unknown = d.platform().as_ref().is_some_and(|p| {
+        p.os().to_string() == "unknown" && p.architecture().to_string() == "unknown"
+    });
+    annotated || unknown
+}
+
+/// The entries of an index that are images: attestation manifests skipped.
+pub fn image_entries(index: &ImageIndex) -> impl Iterator<Item = &Descriptor> {
+    index.manifests().iter().filter(|d| !is_attestation(d))
+}
+
+/// Picks the one manifest of `index` that matches `want`. Attestation
+/// manifests and entries without a platform (referrers) are ignored; more
+/// than one match is an error, since silently taking the first is how stale
+/// images ship.
 pub fn select_manifest<'a>(
     index: &'a ImageIndex,
     want: &PlatformSpec,
     reference: &str,
 ) -> Result<&'a Descriptor> {
-    let matches: Vec<&Descriptor> = index
-        .manifests()
-        .iter()
+    let matches: Vec<&Descriptor> = image_entries(index)
         .filter(|d| d.platform().as_ref().is_some_and(|p| want.matches(p)))
         .collect();
     match matches.as_slice() {
@@ -265,9 +290,7 @@ pub fn select_manifest<'a>(
 }
 
 fn available_platforms(index: &ImageIndex) -> String {
-    let list: Vec<String> = index
-        .manifests()
-        .iter()
+    let list: Vec<String> = image_entries(index)
         .filter_map(|d| d.platform().as_ref().map(platform_string))
         .collect();
     if list.is_empty() {
@@ -310,6 +333,44 @@ mod tests {
         assert!(!plain.matches(&plat("amd64", None)));
         let v7: PlatformSpec = "linux/arm/v7".parse().unwrap();
         assert!(!v7.matches(&plat("arm", Some("v6"))));
+    }
+
+    /// BuildKit's index for one platform with provenance: the attestation
+    /// (unknown/unknown, vnd.docker.reference.type) is never selected nor
+    /// listed as a platform.
+    #[test]
+    fn attestation_manifests_are_skipped() {
+        let d = |b: &[u8], p: Platform, att: bool| {
+            let mut d = Descriptor::new(
+                oci_spec::image::MediaType::ImageManifest,
+                1,
+                crate::digest::sha256(b),
+            );
+            d.set_platform(Some(p));
+            if att {
+                d.set_annotations(Some(
+                    [(REFERENCE_TYPE.to_string(), ATTESTATION_MANIFEST.to_string())].into(),
+                ));
+            }
+            d
+        };
+        let mut unknown = Platform::default();
+        unknown.set_os(Os::Other("unknown".into()));
+        unknown.set_architecture(Arch::Other("unknown".into()));
+        let mut idx = ImageIndex::default();
+        idx.set_manifests(vec![
+            d(b"img", plat("amd64", None), false),
+            d(b"att", unknown.clone(), true),
+        ]);
+        assert_eq!(image_entries(&idx).count(), 1);
+        let got = select_manifest(&idx, &PlatformSpec::linux(TargetArch::Amd64), "r").unwrap();
+        assert_eq!(got.digest(), &crate::digest::sha256(b"img"));
+        let err = select_manifest(&idx, &PlatformSpec::linux(TargetArch::Riscv64), "r")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("unknown"), "{err}");
+        // Without the annotation, unknown/unknown alone marks it too.
+        assert!(is_attestation(&d(b"x", unknown, false)));
     }
 
     #[test]

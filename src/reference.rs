@@ -396,6 +396,18 @@ pub fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// An image name normalised as containerd's `ParseDockerRef` does
+/// (`base-riscv64` -> `docker.io/library/base-riscv64:latest`; with a
+/// digest the tag is dropped), or None if it is not a valid name. Used to
+/// match `io.containerd.image.name` in layouts BuildKit wrote.
+pub fn normalize_image_name(name: &str) -> Option<String> {
+    let r = parse_registry(name).ok()?;
+    Some(match (&r.digest, &r.tag) {
+        (Some(d), _) => format!("{}@{d}", r.name()),
+        (None, t) => format!("{}:{}", r.name(), t.as_deref().unwrap_or("latest")),
+    })
+}
+
 fn parse_registry(rest: &str) -> std::result::Result<RegistryRef, String> {
     let (name, digest) = match rest.split_once('@') {
         Some((n, d)) => (n, Some(parse_sha256(d).map_err(|e| e.to_string())?)),
@@ -626,6 +638,27 @@ mod tests {
                 Reference::parse(ok)
             );
         }
+    }
+
+    #[test]
+    fn image_names_normalise_like_containerd() {
+        let full = Some("docker.io/library/base-riscv64:latest".to_string());
+        assert_eq!(normalize_image_name("base-riscv64"), full);
+        assert_eq!(normalize_image_name("base-riscv64:latest"), full);
+        assert_eq!(normalize_image_name("library/base-riscv64"), full);
+        assert_eq!(
+            normalize_image_name("docker.io/library/base-riscv64:latest"),
+            full
+        );
+        assert_eq!(
+            normalize_image_name("ghcr.io/k/b:x").as_deref(),
+            Some("ghcr.io/k/b:x")
+        );
+        assert_eq!(
+            normalize_image_name(&format!("b:x@{D}")),
+            Some(format!("docker.io/library/b@{D}"))
+        );
+        assert_eq!(normalize_image_name("Bad Name"), None);
     }
 
     #[test]

@@ -24,14 +24,17 @@ pub struct Args {
     /// The arches to build, in index order.
     #[arg(long, default_value = "amd64,arm64,riscv64")]
     pub target_arches: String,
-    /// Base image per arch; {arch} is replaced (an index is fine too).
+    /// Base image per arch; {arch} is replaced (an index is fine too), e.g.
+    /// oci:out/local-oci/base-{arch} (BuildKit's export, dockerfiles/README.md).
     #[arg(long)]
     pub base: String,
-    /// cross-android artifact per arch; {arch} is replaced.
+    /// cross-android artifact per arch; {arch} is replaced, e.g.
+    /// oci:out/local-oci/cross-android-{arch}.
     #[arg(long)]
     pub artifact: String,
     /// Wrapper inputs per arch: NAME=REF with {arch} (repeatable), e.g.
-    /// venv=oci:out/venv-export:venv-export-{arch}.
+    /// venv=oci:out/local-oci/venv-export-{arch} and
+    /// app=oci:out/local-oci/app-export-{arch} for layouts/wrapper.toml.
     #[arg(long = "input", value_name = "NAME=REF")]
     pub inputs: Vec<String>,
     #[arg(long, default_value = "layouts/package.toml")]

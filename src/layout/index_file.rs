@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::manifest::{canonical_json, REF_NAME};
-use crate::reference::Selector;
+use crate::reference::{normalize_image_name, Selector};
 
 /// A parsed `index.json`, kept as JSON so entries written by other tools
 /// survive our updates unchanged.
@@ -82,10 +82,17 @@ impl IndexFile {
                 )),
             },
             Some(Selector::Tag(t)) => {
-                let found: Vec<&Descriptor> = entries
+                let mut found: Vec<&Descriptor> = entries
                     .iter()
                     .filter(|d| tag_of(d).as_deref() == Some(t.as_str()))
                     .collect();
+                if found.is_empty() {
+                    // BuildKit and containerd write the tag part of the
+                    // image name as ref.name (`latest`) and the full name
+                    // in io.containerd.image.name: match that name the way
+                    // containerd/nerdctl do, after normalising both sides.
+                    found = entries.iter().filter(|d| names_image(d, t)).collect();
+                }
                 match found.as_slice() {
                     [one] => Ok((*one).clone()),
                     [] => Err(Error::not_found(
@@ -94,7 +101,7 @@ impl IndexFile {
                     )),
                     _ => Err(Error::invalid(
                         location,
-                        format!("tag {t:?} appears more than once"),
+                        format!("tag {t:?} names more than one entry"),
                     )),
                 }
             }
@@ -175,8 +182,44 @@ pub fn tag_of(d: &Descriptor) -> Option<String> {
         .cloned()
 }
 
+/// The `io.containerd.image.name` annotation: the full image name BuildKit's
+/// OCI exporter and containerd's archive exporter record beside the tag-only
+/// ref.name (`docker.io/library/base-riscv64:latest` beside `latest`).
+pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+
+/// The full image name of an index.json entry, if recorded.
+pub fn image_name_of(d: &Descriptor) -> Option<String> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(CONTAINERD_IMAGE_NAME))
+        .cloned()
+}
+
+/// Whether `wanted` names the entry's `io.containerd.image.name`: equal as
+/// written, or equal once both are normalised as containerd's
+/// `ParseDockerRef` does (`base-riscv64` = `base-riscv64:latest` =
+/// `docker.io/library/base-riscv64:latest`).
+fn names_image(d: &Descriptor, wanted: &str) -> bool {
+    let Some(name) = image_name_of(d) else {
+        return false;
+    };
+    if name == wanted {
+        return true;
+    }
+    match (normalize_image_name(&name), normalize_image_name(wanted)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn list_tags(entries: &[Descriptor]) -> String {
-    let tags: Vec<String> = entries.iter().filter_map(tag_of).collect();
+    let tags: Vec<String> = entries
+        .iter()
+        .filter_map(|d| match (tag_of(d), image_name_of(d)) {
+            (Some(t), Some(n)) => Some(format!("{t} ({n})")),
+            (t, n) => t.or(n),
+        })
+        .collect();
     if tags.is_empty() {
         "none".into()
     } else {
@@ -209,6 +252,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"z\""), "{err}");
+    }
+
+    /// index.json as BuildKit's client writes it (client/ociindex): the tag
+    /// part of the normalised name as ref.name, the full name beside it. Two
+    /// exports into one directory keep both entries (both `latest`).
+    #[test]
+    fn buildkit_names_resolve_like_containerd() {
+        let mut idx = IndexFile::empty();
+        for (arch, body) in [("riscv64", b"r"), ("arm64", b"a")] {
+            let mut d = Descriptor::new(MediaType::ImageManifest, 1, sha256(body));
+            d.set_annotations(Some(
+                [
+                    (REF_NAME.to_string(), "latest".to_string()),
+                    (
+                        CONTAINERD_IMAGE_NAME.to_string(),
+                        format!("docker.io/library/base-{arch}:latest"),
+                    ),
+                ]
+                .into(),
+            ));
+            idx.push(&d).unwrap();
+        }
+        let want = sha256(b"r");
+        for t in [
+            "base-riscv64",
+            "base-riscv64:latest",
+            "library/base-riscv64",
+            "docker.io/library/base-riscv64:latest",
+        ] {
+            let got = idx.resolve(Some(&Selector::Tag(t.into())), "l").unwrap();
+            assert_eq!(got.digest(), &want, "{t}");
+        }
+        let err = idx
+            .resolve(Some(&Selector::Tag("latest".into())), "l")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than one"), "{err}");
+        let err = idx
+            .resolve(Some(&Selector::Tag("base-amd64".into())), "l")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("latest (docker.io/library/base-arm64:latest)"),
+            "{err}"
+        );
     }
 
     #[test]

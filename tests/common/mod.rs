@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod buildkit;
 pub mod containerd;
 pub mod proxy;
 pub mod registry;
