@@ -665,3 +665,40 @@ fn log_lines_are_plain_off_a_terminal() {
     assert!(err.contains("WARN") && err.contains("socket"), "{err}");
     assert!(!err.contains('\u{1b}'), "escape codes in a pipe: {err:?}");
 }
+
+/// `TARGET_ARCHES` (the seed scripts' variable) picks the arches like
+/// `--target-arches`; the flag wins over it.
+#[test]
+fn target_arches_from_the_environment() {
+    let fx = fixtures();
+    let args = [
+        "build".to_string(),
+        "--base".into(),
+        format!("oci:{}:base", s(&fx.join("base"))),
+        "--artifact".into(),
+        format!("oci:{}:cross-android-{{arch}}", s(&fx.join("artifacts"))),
+        "--out".into(),
+        "oci:/nonexistent:latest".into(),
+        "--dry-run".into(),
+    ];
+    let plan = |env: Option<&str>, extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ocipack"));
+        c.args(&args).args(extra).env_remove("TARGET_ARCHES");
+        if let Some(v) = env {
+            c.env("TARGET_ARCHES", v);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let p = plan(Some("arm64,riscv64"), &[]);
+    assert!(
+        p.contains("index oci:/nonexistent:latest from arm64,riscv64"),
+        "{p}"
+    );
+    assert!(!p.contains("amd64: package"), "{p}");
+    let p = plan(Some("arm64,riscv64"), &["--target-arches", "amd64"]);
+    assert!(p.contains("from amd64\n"), "{p}");
+    let p = plan(None, &[]);
+    assert!(p.contains("from amd64,arm64,riscv64"), "{p}");
+}

@@ -22,7 +22,8 @@ use super::registry_args::{ProgressScope, RegistryArgs};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The arches to build, in index order.
-    #[arg(long, default_value = "amd64,arm64,riscv64")]
+    /// (Also read from TARGET_ARCHES, as the seed's scripts do.)
+    #[arg(long, env = "TARGET_ARCHES", default_value = "amd64,arm64,riscv64")]
     pub target_arches: String,
     /// Base image per arch; {arch} is replaced (an index is fine too), e.g.
     /// oci:out/local-oci/base-{arch} (BuildKit's export, dockerfiles/README.md).

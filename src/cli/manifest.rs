@@ -17,7 +17,8 @@ pub struct Args {
     #[arg(long, value_parser = super::reference_arg)]
     pub image: Reference,
     /// The arches the index must hold, in entry order.
-    #[arg(long, default_value = "amd64,arm64,riscv64")]
+    /// (Also read from TARGET_ARCHES, as the seed's scripts do.)
+    #[arg(long, env = "TARGET_ARCHES", default_value = "amd64,arm64,riscv64")]
     pub target_arches: String,
     /// Where each per-arch image is: {image}, {tag} and {arch} are replaced;
     /// a bare tag stays beside the index.
