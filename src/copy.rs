@@ -87,9 +87,7 @@ pub fn copy_image(
             top = child.clone();
             images.push((child, raw));
         } else {
-            let plats: Vec<String> = idx
-                .manifests()
-                .iter()
+            let plats: Vec<String> = crate::platform::image_entries(&idx)
                 .filter_map(|d| d.platform().as_ref().map(platform_string))
                 .collect();
             return Err(Error::invalid(

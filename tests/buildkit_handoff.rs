@@ -1,12 +1,12 @@
-//! The BuildKit handoff of dockerfiles/README.md, end to end, on layouts
-//! written the way BuildKit's OCI exporter writes them (tests/common/
-//! buildkit.rs, from the fixture blobs): one directory per image under
-//! `out/local-oci/`, `name=<image>-<arch>` (so ref.name `latest` and
-//! io.containerd.image.name `docker.io/library/<image>-<arch>:latest`),
-//! with provenance attestation manifests where buildx would add them.
-//!
-//! The references below are the documented ones, run from a temporary
-//! working directory so `out/...` means what the README says.
+//! The BuildKit handoff of dockerfiles/README.md, end to end, driven by the
+//! README itself: its `nerdctl build ... --output type=oci,tar=false,
+//! name=N,dest=D` commands become layouts written the way BuildKit's OCI
+//! exporter writes them (tests/common/buildkit.rs, from the fixture blobs;
+//! no BuildKit daemon in CI), and its `ocipack package` / `ocipack build`
+//! commands run as written, from a temporary working directory so `out/...`
+//! means what the README says. The base export has no attestation
+//! (nerdctl's default); the others carry a provenance attestation manifest
+//! (buildx's default, `nerdctl build --provenance`), so both shapes are read.
 
 mod common;
 
@@ -80,42 +80,112 @@ fn umoci_app_image(src: &Path, arch: &str) {
     );
 }
 
-/// Step 1 of the README: the BuildKit exports ocipack reads.
-fn buildkit_exports(work: &Path) {
-    let base = fixtures().join("base");
-    let art = fixtures().join("artifacts");
-    for arch in ARCHES {
-        // base.Dockerfile through nerdctl: no attestations (nerdctl adds
-        // none unless asked), so index.json points at the manifest itself.
-        buildkit::export(&Export {
-            src_layout: &base,
-            src_tag: &format!("base-{arch}"),
-            dest: &work.join(format!("out/local-oci/base-{arch}")),
-            name: &format!("base-{arch}"),
-            attest: false,
-        });
-        // cross-android and the torch exports with provenance (buildx's
-        // default): index.json -> image index -> manifest + attestation.
-        for image in ["cross-android", "venv-export"] {
-            buildkit::export(&Export {
-                src_layout: &art,
-                src_tag: &format!("{image}-{arch}"),
-                dest: &work.join(format!("out/local-oci/{image}-{arch}")),
-                name: &format!("{image}-{arch}"),
-                attest: true,
-            });
+/// The commands of dockerfiles/README.md ("## The commands"), one per
+/// entry, continuation lines joined and comments dropped.
+fn readme_commands() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("dockerfiles/README.md")).unwrap();
+    let section = text
+        .split("## The commands")
+        .nth(1)
+        .expect("dockerfiles/README.md has a \"## The commands\" section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```sh block");
+    let joined = block.replace("\\\n", " ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Shell words of a README command, quotes removed, `$arch`/`$target`
+/// and `$RUN_ID` substituted.
+fn words(cmd: &str, arch: &str, target: &str) -> Vec<String> {
+    cmd.replace("$target", target)
+        .replace("$arch", arch)
+        .replace("\"$RUN_ID\"", "run-1")
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').trim_matches('"').to_string())
+        .collect()
+}
+
+/// The value after `flag` in `words`.
+fn flag<'a>(words: &'a [String], flag: &str) -> Option<&'a str> {
+    words
+        .iter()
+        .position(|w| w == flag)
+        .and_then(|i| words.get(i + 1))
+        .map(String::as_str)
+}
+
+/// Step 1 and 3 of the README, as BuildKit would run them: every
+/// `nerdctl build ... --output type=oci,tar=false,name=N,dest=D` of the
+/// README becomes a BuildKit-style export of the matching fixture image
+/// into `D` under `name=N`. Returns the `(dest, name)` pairs.
+fn buildkit_exports_from_readme(work: &Path) -> Vec<(String, String)> {
+    let apps = work.join("umoci/apps");
+    std::fs::create_dir_all(apps.parent().unwrap()).unwrap();
+    let mut done = Vec::new();
+    for cmd in readme_commands()
+        .iter()
+        .filter(|c| c.starts_with("nerdctl build"))
+    {
+        for arch in ARCHES {
+            for target in ["venv-export", "app-export"] {
+                let w = words(cmd, arch, target);
+                let output = flag(&w, "--output").expect("--output");
+                let mut name = None;
+                let mut dest = None;
+                for kv in output.split(',') {
+                    match kv.split_once('=') {
+                        Some(("name", v)) => name = Some(v.to_string()),
+                        Some(("dest", v)) => dest = Some(v.to_string()),
+                        Some(("type", v)) => assert_eq!(v, "oci", "{cmd}"),
+                        Some(("tar", v)) => assert_eq!(v, "false", "{cmd}"),
+                        _ => panic!("unexpected --output part {kv:?} in {cmd}"),
+                    }
+                }
+                let (name, dest) = (name.expect("name="), dest.expect("dest="));
+                if done.contains(&(dest.clone(), name.clone())) {
+                    continue;
+                }
+                let file = flag(&w, "-f").expect("-f");
+                let (src, tag, attest) = match (file, flag(&w, "--target")) {
+                    ("dockerfiles/base.Dockerfile", _) => {
+                        (fixtures().join("base"), format!("base-{arch}"), false)
+                    }
+                    ("dockerfiles/cross-android.Dockerfile", _) => (
+                        fixtures().join("artifacts"),
+                        format!("cross-android-{arch}"),
+                        true,
+                    ),
+                    ("dockerfiles/torch.Dockerfile", Some("venv-export")) => (
+                        fixtures().join("artifacts"),
+                        format!("venv-export-{arch}"),
+                        true,
+                    ),
+                    ("dockerfiles/torch.Dockerfile", Some("app-export")) => {
+                        umoci_app_image(&apps, arch);
+                        (apps.clone(), format!("app-{arch}"), true)
+                    }
+                    other => panic!("no fixture for {other:?}: {cmd}"),
+                };
+                buildkit::export(&Export {
+                    src_layout: &src,
+                    src_tag: &tag,
+                    dest: &work.join(&dest),
+                    name: &name,
+                    attest,
+                });
+                done.push((dest, name));
+            }
         }
-        let apps = work.join("umoci/apps");
-        std::fs::create_dir_all(apps.parent().unwrap()).unwrap();
-        umoci_app_image(&apps, arch);
-        buildkit::export(&Export {
-            src_layout: &apps,
-            src_tag: &format!("app-{arch}"),
-            dest: &work.join(format!("out/local-oci/app-export-{arch}")),
-            name: &format!("app-export-{arch}"),
-            attest: true,
-        });
     }
+    done
 }
 
 #[test]
@@ -135,7 +205,7 @@ fn go_style_json_helpers() {
 #[test]
 fn fixture_layouts_are_nested_and_annotated_like_buildkit() {
     let tmp = tempfile::tempdir().unwrap();
-    buildkit_exports(tmp.path());
+    buildkit_exports_from_readme(tmp.path());
     let dir = tmp.path().join("out/local-oci/cross-android-riscv64");
     let idx: Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
@@ -178,7 +248,7 @@ fn fixture_layouts_are_nested_and_annotated_like_buildkit() {
 fn references_resolve_against_buildkit_names() {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
-    buildkit_exports(w);
+    buildkit_exports_from_readme(w);
     let digest_of = |r: &str, arch: Option<&str>| -> String {
         let mut args = vec!["inspect", r];
         if let Some(a) = arch {
@@ -260,48 +330,65 @@ fn references_resolve_against_buildkit_names() {
 fn documented_commands_build_from_buildkit_layouts() {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
-    buildkit_exports(w);
-    // The fixture package recipe (the shipped one copies trees the fixture
-    // artifacts do not have); the shipped wrapper recipe, with its venv and
-    // app inputs, and the shipped version pins.
-    let pr = repo().join("layouts/fixtures/package.toml");
-    let wr = repo().join("layouts/wrapper.toml");
-    let versions = repo().join("layouts/versions.env");
-    let (pr, wr, versions) = (
-        pr.to_str().unwrap(),
-        wr.to_str().unwrap(),
-        versions.to_str().unwrap(),
-    );
+    let exported = buildkit_exports_from_readme(w);
+    assert_eq!(exported.len(), 4 * ARCHES.len(), "{exported:?}");
+    // The fixture package recipe stands in for layouts/package.toml (which
+    // copies trees the fixture artifacts do not have); the shipped wrapper
+    // recipe, with its venv and app inputs, and the shipped version pins
+    // are used as they are.
+    let fixture_pr = repo().join("layouts/fixtures/package.toml");
+    let repo_path = |w: &str| -> String {
+        match w {
+            "layouts/package.toml" => fixture_pr.display().to_string(),
+            w if w.starts_with("layouts/") => repo().join(w).display().to_string(),
+            w => w.to_string(),
+        }
+    };
+    let commands = readme_commands();
+    let ocipack_cmd = |sub: &str| -> &String {
+        commands
+            .iter()
+            .find(|c| c.starts_with(&format!("ocipack {sub} ")))
+            .unwrap_or_else(|| panic!("dockerfiles/README.md runs no `ocipack {sub}`"))
+    };
+    let torch = commands
+        .iter()
+        .find(|c| c.contains("dockerfiles/torch.Dockerfile"))
+        .expect("the torch build");
 
+    // Step 2: `ocipack package` for every arch.
     let mut package_digests = Vec::new();
     for arch in ARCHES {
-        let r = ocipack_in(
-            w,
-            &[
-                "package",
-                "--arch",
-                arch,
-                "--base",
-                &format!("oci:out/local-oci/base-{arch}"),
-                "--artifact",
-                &format!("oci:out/local-oci/cross-android-{arch}"),
-                "--recipe",
-                pr,
-                "--versions",
-                versions,
-                "--run-id",
-                "run-1",
-                "--out",
-                &format!("oci:out/local-oci/package-{arch}:latest"),
-            ],
-        );
+        let args: Vec<String> = words(ocipack_cmd("package"), arch, "")[1..]
+            .iter()
+            .map(|w| repo_path(w))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = ocipack_in(w, &args);
         let d = r["digest"].as_str().unwrap().to_string();
-        // What nerdctl's --build-context oci-layout://DIR reads: the last
-        // image-manifest entry of index.json; here the only entry.
-        let idx: Value = serde_json::from_slice(
-            &std::fs::read(w.join(format!("out/local-oci/package-{arch}/index.json"))).unwrap(),
-        )
-        .unwrap();
+        // Step 3 reads it as `--build-context base=oci-layout://$PWD/DIR`:
+        // DIR must be where `package --out` wrote, and hold one image
+        // manifest entry (nerdctl takes the last image-manifest entry of
+        // index.json and refuses an index).
+        let out = flag(&words(ocipack_cmd("package"), arch, ""), "--out")
+            .unwrap()
+            .to_string();
+        let dir = out
+            .strip_prefix("oci:")
+            .and_then(|o| o.rsplit_once(':'))
+            .map(|(d, _)| d.to_string())
+            .unwrap();
+        let context = words(torch, arch, "venv-export")
+            .iter()
+            .find_map(|x| {
+                x.strip_prefix("base=oci-layout://$PWD/")
+                    .map(str::to_string)
+            })
+            .expect("--build-context base=oci-layout://$PWD/...");
+        assert_eq!(context, dir, "torch reads what package wrote");
+        let idx: Value =
+            serde_json::from_slice(&std::fs::read(w.join(&dir).join("index.json")).unwrap())
+                .unwrap();
         let entries = idx["manifests"].as_array().unwrap();
         assert_eq!(entries.len(), 1, "one image per context layout");
         assert_eq!(
@@ -312,30 +399,19 @@ fn documented_commands_build_from_buildkit_layouts() {
         package_digests.push(d);
     }
 
-    let r = ocipack_in(
-        w,
-        &[
-            "build",
-            "--base",
-            "oci:out/local-oci/base-{arch}",
-            "--artifact",
-            "oci:out/local-oci/cross-android-{arch}",
-            "--input",
-            "venv=oci:out/local-oci/venv-export-{arch}",
-            "--input",
-            "app=oci:out/local-oci/app-export-{arch}",
-            "--package-recipe",
-            pr,
-            "--wrapper-recipe",
-            wr,
-            "--versions",
-            versions,
-            "--run-id",
-            "run-1",
-            "--out",
-            "oci:out/runtime:latest-cross",
-        ],
-    );
+    // Step 4: `ocipack build` (the recipes it defaults to, given explicitly
+    // because the working directory is a temporary one).
+    let build = words(ocipack_cmd("build"), "", "");
+    assert_eq!(flag(&build, "--out"), Some("oci:out/runtime:latest-cross"));
+    let mut args: Vec<String> = build[1..].iter().map(|w| repo_path(w)).collect();
+    args.extend([
+        "--package-recipe".to_string(),
+        fixture_pr.display().to_string(),
+        "--wrapper-recipe".to_string(),
+        repo().join("layouts/wrapper.toml").display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = ocipack_in(w, &args);
     assert_eq!(r["wrappers"].as_array().unwrap().len(), 3);
     for (arch, want) in ARCHES.iter().zip(&package_digests) {
         let pkg = ocipack_in(

@@ -69,15 +69,15 @@ impl IndexFile {
     pub fn resolve(&self, selector: Option<&Selector>, location: &str) -> Result<Descriptor> {
         let entries = self.entries()?;
         match selector {
-            None => match entries.as_slice() {
-                [one] => Ok(one.clone()),
+            None => match distinct(entries.iter().collect()).as_slice() {
+                [one] => Ok((*one).clone()),
                 [] => Err(Error::not_found("any image", location)),
                 many => Err(Error::invalid(
                     location,
                     format!(
                         "holds {} images; name one with :TAG or @DIGEST (tags: {})",
                         many.len(),
-                        list_tags(many)
+                        list_tags(&entries)
                     ),
                 )),
             },
@@ -93,7 +93,9 @@ impl IndexFile {
                     // containerd/nerdctl do, after normalising both sides.
                     found = entries.iter().filter(|d| names_image(d, t)).collect();
                 }
-                match found.as_slice() {
+                // One image under several names (BuildKit's `name=a,b`
+                // writes an entry per name) is still one image.
+                match distinct(found).as_slice() {
                     [one] => Ok((*one).clone()),
                     [] => Err(Error::not_found(
                         format!("tag {t:?}"),
@@ -172,6 +174,17 @@ impl IndexFile {
             .get_mut("manifests")
             .and_then(|m| m.as_array_mut())
     }
+}
+
+/// Entries with distinct digests, first occurrence kept.
+fn distinct(entries: Vec<&Descriptor>) -> Vec<&Descriptor> {
+    let mut out: Vec<&Descriptor> = Vec::new();
+    for e in entries {
+        if !out.iter().any(|o| o.digest() == e.digest()) {
+            out.push(e);
+        }
+    }
+    out
 }
 
 /// The tag of an index.json entry.
@@ -274,6 +287,20 @@ mod tests {
             ));
             idx.push(&d).unwrap();
         }
+        // `name=base-riscv64,ghcr.io/k/base:riscv64`: a second entry for the
+        // same manifest.
+        let mut again = Descriptor::new(MediaType::ImageManifest, 1, sha256(b"r"));
+        again.set_annotations(Some(
+            [
+                (REF_NAME.to_string(), "riscv64".to_string()),
+                (
+                    CONTAINERD_IMAGE_NAME.to_string(),
+                    "ghcr.io/k/base:riscv64".to_string(),
+                ),
+            ]
+            .into(),
+        ));
+        idx.push(&again).unwrap();
         let want = sha256(b"r");
         for t in [
             "base-riscv64",

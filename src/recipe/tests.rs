@@ -491,7 +491,11 @@ fn shipped_recipes_load_for_every_arch() {
         assert_eq!(cc.path, "/opt/gcc-16.1.0/bin/gcc");
         assert_eq!(cc.priority, 150);
         let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["toolchains", "sdk", "rust", "media", "ml"]);
+        // "wheels": the torch stage's /opt/wheels handoff, copy if present.
+        assert_eq!(
+            names,
+            ["toolchains", "sdk", "rust", "media", "ml", "wheels"]
+        );
         let LayerSource::Image { selection, .. } = &p.layers[3].source else {
             panic!()
         };
@@ -509,7 +513,9 @@ fn shipped_recipes_load_for_every_arch() {
             w.config.labels["org.opencontainers.image.created"],
             "2023-11-14T22:13:20Z"
         );
-        assert!(matches!(w.layers[1].source, LayerSource::Dir { .. }));
+        let names: Vec<&str> = w.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names[..2], ["venv", "app"], "torch's two exports");
+        assert!(matches!(w.layers[2].source, LayerSource::Dir { .. }));
     }
     // Without CREATED the wrapper names the line that needs it.
     let e = load(
