@@ -4,7 +4,8 @@
 //! layer tars (`<hex>.tar`, or legacy `<id>/layer.tar`, possibly symlinks).
 //! Docker 25+ writes an OCI layout into the same tar with a `manifest.json`
 //! pointing into `blobs/`; both are read through `manifest.json`, as
-//! containers/image does.
+//! containers/image does. A gzip or zstd compressed archive (`docker save |
+//! gzip`) is decompressed once into an unnamed temp file first.
 //!
 //! Reading indexes the tar once (headers only) and serves members by offset,
 //! as [`crate::archive`] does: nothing is extracted or held in memory but the
@@ -128,12 +129,20 @@ impl DockerArchive {
         let n = file
             .read_at(&mut magic, 0)
             .map_err(|e| Error::io(&path, e))?;
-        if n >= 2 && magic[..2] == [0x1f, 0x8b] || n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-            return Err(Error::Unsupported(format!(
-                "{}: compressed archive; decompress it first (docker-archive is read as a plain tar)",
-                path.display()
-            )));
-        }
+        // `docker save | gzip` is common and `docker load` takes it: as
+        // containers/image does, decompress once into an unnamed temp file
+        // (removed when closed) and index that.
+        let compression = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+            Some(Compression::Gzip)
+        } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            Some(Compression::Zstd)
+        } else {
+            None
+        };
+        let file = match compression {
+            None => file,
+            Some(c) => decompress_to_temp(&path, file, c)?,
+        };
         let mut members = BTreeMap::new();
         let mut archive = tar::Archive::new(&file);
         let entries = archive
@@ -305,6 +314,27 @@ impl DockerArchive {
             }
         }
     }
+}
+
+/// A decompressed copy of a compressed archive, in an unnamed temp file.
+fn decompress_to_temp(path: &Path, file: File, c: Compression) -> Result<File> {
+    let mut tmp = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let r = BufReader::with_capacity(1 << 20, file);
+    let copied = match c {
+        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(r), &mut tmp),
+        _ => {
+            zstd::stream::read::Decoder::with_buffer(r).and_then(|mut d| io::copy(&mut d, &mut tmp))
+        }
+    };
+    copied.map_err(|e| {
+        Error::invalid(
+            path.display().to_string(),
+            format!("cannot decompress the archive: {e}"),
+        )
+    })?;
+    tmp.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    Ok(tmp)
 }
 
 /// Compression of a member, by its first bytes.
@@ -1134,6 +1164,22 @@ mod tests {
         let e = DockerArchiveSource::open(&path, None).err().unwrap();
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
         assert!(e.to_string().contains(&wrong), "{e}");
+    }
+
+    #[test]
+    fn reads_a_gzipped_archive() {
+        let f = fixture(|_, _, _| {});
+        let gz = f._dir.path().join("a.tar.gz");
+        std::fs::write(&gz, gzip(&std::fs::read(&f.path).unwrap())).unwrap();
+        let plain = DockerArchiveSource::open(&f.path, None).unwrap();
+        let src = DockerArchiveSource::open(&gz, None).unwrap();
+        assert_eq!(src.resolve().unwrap(), plain.resolve().unwrap());
+        let m = src
+            .read_manifest(&src.resolve().unwrap())
+            .unwrap()
+            .manifest()
+            .unwrap();
+        assert_eq!(read_all(&src, &m.layers()[0]).unwrap(), f.plain);
     }
 
     #[test]
