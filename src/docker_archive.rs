@@ -20,9 +20,11 @@
 //! Writing follows skopeo: `<config hex>.json`, uncompressed layers as
 //! `<diff_id hex>.tar` (compressed sources are decompressed and their
 //! diff_ids checked against the config), then `manifest.json`, in a temp
-//! file beside the destination renamed into place when complete.
+//! file beside the destination renamed into place when complete. The images
+//! of an existing archive there are carried over (equal content is stored
+//! once), so a file can hold several images, as `docker save a b` writes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -648,8 +650,11 @@ struct WriterState {
     pos: u64,
     /// Source blob digest -> what was written for it.
     stored: HashMap<String, Stored>,
-    /// diff_ids already written as layer members.
-    diff_ids: HashMap<String, String>,
+    /// Digest of a member's content -> its name (configs, and layers by
+    /// diff_id), so equal content is stored once.
+    by_content: HashMap<String, String>,
+    /// Every member name written.
+    names: HashSet<String>,
     items: Vec<ManifestItem>,
     /// Manifest digest -> its item.
     by_manifest: HashMap<String, usize>,
@@ -722,18 +727,85 @@ impl DockerArchiveWriter {
             .prefix(TEMP_PREFIX)
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
-        Ok(DockerArchiveWriter {
+        let w = DockerArchiveWriter {
             path,
             repo_tag,
             state: Mutex::new(WriterState {
                 tmp,
                 pos: 0,
                 stored: HashMap::new(),
-                diff_ids: HashMap::new(),
+                by_content: HashMap::new(),
+                names: HashSet::new(),
                 items: Vec::new(),
                 by_manifest: HashMap::new(),
             }),
-        })
+        };
+        w.carry_over()?;
+        Ok(w)
+    }
+
+    /// Copies the images of an existing archive at `path` (members as they
+    /// are, hashed on the way), so writing an image there adds to it as
+    /// `docker save` of several images would, and nothing is lost. A file
+    /// that is not a Docker archive is not replaced.
+    fn carry_over(&self) -> Result<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_file() && m.len() > 0 => {}
+            _ => return Ok(()),
+        }
+        let old = DockerArchive::open(&self.path).map_err(|e| {
+            Error::invalid(
+                self.path.display().to_string(),
+                format!(
+                    "exists and is not a readable Docker archive ({e}); refusing to replace it"
+                ),
+            )
+        })?;
+        let mut st = self.lock()?;
+        for item in old.items() {
+            let mut renamed = item.clone();
+            let names = std::iter::once(&item.config).chain(&item.layers);
+            let new_names = std::iter::once(&mut renamed.config).chain(&mut renamed.layers);
+            for (name, new_name) in names.zip(new_names) {
+                let clean_name = clean(name).unwrap_or_default();
+                *new_name = clean_name.clone();
+                if st.names.contains(&clean_name) {
+                    continue;
+                }
+                let sec = old.section(name)?;
+                let (digest, size) = st
+                    .write_content(&mut old.reader(sec))
+                    .map_err(|e| Error::io(&self.path, e))?;
+                st.finish_member(&clean_name, size)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                st.by_content
+                    .entry(digest.to_string())
+                    .or_insert_with(|| clean_name.clone());
+                st.names.insert(clean_name);
+            }
+            st.items.push(renamed);
+        }
+        Ok(())
+    }
+
+    /// The name to store content under: the existing member with this
+    /// content, else `want` (refused if taken by other content).
+    fn member_name(
+        &self,
+        st: &WriterState,
+        digest: &Digest,
+        want: String,
+    ) -> Result<(String, bool)> {
+        if let Some(existing) = st.by_content.get(digest.as_ref()) {
+            return Ok((existing.clone(), false));
+        }
+        if st.names.contains(&want) {
+            return Err(Error::invalid(
+                self.path.display().to_string(),
+                format!("member {want} exists with other content than {digest}"),
+            ));
+        }
+        Ok((want, true))
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
@@ -754,9 +826,18 @@ impl DockerArchiveWriter {
         let bytes = read_verified(src, desc, MAX_METADATA_SIZE)
             .map_err(|e| Error::from_io(&self.path, e))?;
         let diff_ids = config_diff_ids(&bytes, &format!("config {}", desc.digest()))?;
-        let file = format!("{}.json", desc.digest().digest());
-        st.append_bytes(&file, &bytes)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let (file, new) = self.member_name(
+            st,
+            desc.digest(),
+            format!("{}.json", desc.digest().digest()),
+        )?;
+        if new {
+            st.append_bytes(&file, &bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            st.by_content
+                .insert(desc.digest().to_string(), file.clone());
+            st.names.insert(file.clone());
+        }
         st.stored
             .insert(desc.digest().to_string(), Stored::Config { file, diff_ids });
         Ok(())
@@ -789,14 +870,15 @@ impl DockerArchiveWriter {
         let (diff_id, size) = written
             .and_then(|w| io::copy(&mut vr, &mut io::sink()).map(|_| w))
             .map_err(|e| Error::from_io(&self.path, e))?;
-        let file = format!("{}.tar", diff_id.digest());
-        if st.diff_ids.contains_key(diff_id.as_ref()) {
-            // Same content under another compressed digest: keep one copy.
-            st.pos = start;
-        } else {
+        let (file, new) = self.member_name(st, &diff_id, format!("{}.tar", diff_id.digest()))?;
+        if new {
             st.finish_member(&file, size)
                 .map_err(|e| Error::io(&self.path, e))?;
-            st.diff_ids.insert(diff_id.to_string(), file.clone());
+            st.by_content.insert(diff_id.to_string(), file.clone());
+            st.names.insert(file.clone());
+        } else {
+            // Already stored (another compressed form, or carried over).
+            st.pos = start;
         }
         st.stored
             .insert(desc.digest().to_string(), Stored::Layer { file, diff_id });
@@ -919,6 +1001,16 @@ impl ImageSink for DockerArchiveWriter {
                 )
             })?;
             if let Some(t) = &self.repo_tag {
+                // A name:tag names one image: move it from any other.
+                for (j, it) in st.items.iter_mut().enumerate() {
+                    if j != i {
+                        if let Some(tags) = &mut it.repo_tags {
+                            tags.retain(|x| {
+                                ArchiveImage::parse(x).map(|n| n.to_string()).as_ref() != Ok(t)
+                            });
+                        }
+                    }
+                }
                 let tags = st.items[i].repo_tags.get_or_insert_with(Vec::new);
                 if !tags.contains(t) {
                     tags.push(t.clone());
