@@ -369,7 +369,7 @@ pub struct DockerArchiveSource {
     config: Descriptor,
     config_bytes: Vec<u8>,
     /// Layer digest (as in the manifest) -> member.
-    layers: HashMap<String, (String, Section)>,
+    layers: HashMap<String, Section>,
 }
 
 /// The synthesized manifest: Docker schema2, fields in the usual order.
@@ -438,9 +438,7 @@ impl DockerArchiveSource {
                     (mt, digest)
                 }
             };
-            layers
-                .entry(digest.to_string())
-                .or_insert_with(|| (name.clone(), s));
+            layers.entry(digest.to_string()).or_insert(s);
             descs.push(SynthDescriptor {
                 media_type: media_type.into(),
                 size: s.size,
@@ -480,7 +478,7 @@ impl DockerArchiveSource {
         })
     }
 
-    /// The image's entry in `manifest.json`.
+    /// The archive this image was read from.
     pub fn archive(&self) -> &DockerArchive {
         &self.archive
     }
@@ -617,7 +615,7 @@ impl ImageSource for DockerArchiveSource {
         if desc.digest() == self.config.digest() {
             return Ok(Box::new(VerifyingReader::new(&self.config_bytes[..], desc)));
         }
-        let (_, s) = self
+        let s = self
             .layers
             .get(desc.digest().as_ref())
             .ok_or_else(|| Error::not_found(format!("blob {}", desc.digest()), self.name()))?;
