@@ -4,7 +4,8 @@
 //! layer tars (`<hex>.tar`, or legacy `<id>/layer.tar`, possibly symlinks).
 //! Docker 25+ writes an OCI layout into the same tar with a `manifest.json`
 //! pointing into `blobs/`; both are read through `manifest.json`, as
-//! containers/image does.
+//! containers/image does. A gzip or zstd compressed archive (`docker save |
+//! gzip`) is decompressed once into an unnamed temp file first.
 //!
 //! Reading indexes the tar once (headers only) and serves members by offset,
 //! as [`crate::archive`] does: nothing is extracted or held in memory but the
@@ -19,9 +20,11 @@
 //! Writing follows skopeo: `<config hex>.json`, uncompressed layers as
 //! `<diff_id hex>.tar` (compressed sources are decompressed and their
 //! diff_ids checked against the config), then `manifest.json`, in a temp
-//! file beside the destination renamed into place when complete.
+//! file beside the destination renamed into place when complete. The images
+//! of an existing archive there are carried over (equal content is stored
+//! once), so a file can hold several images, as `docker save a b` writes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -128,12 +131,20 @@ impl DockerArchive {
         let n = file
             .read_at(&mut magic, 0)
             .map_err(|e| Error::io(&path, e))?;
-        if n >= 2 && magic[..2] == [0x1f, 0x8b] || n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-            return Err(Error::Unsupported(format!(
-                "{}: compressed archive; decompress it first (docker-archive is read as a plain tar)",
-                path.display()
-            )));
-        }
+        // `docker save | gzip` is common and `docker load` takes it: as
+        // containers/image does, decompress once into an unnamed temp file
+        // (removed when closed) and index that.
+        let compression = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+            Some(Compression::Gzip)
+        } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            Some(Compression::Zstd)
+        } else {
+            None
+        };
+        let file = match compression {
+            None => file,
+            Some(c) => decompress_to_temp(&path, file, c)?,
+        };
         let mut members = BTreeMap::new();
         let mut archive = tar::Archive::new(&file);
         let entries = archive
@@ -307,6 +318,27 @@ impl DockerArchive {
     }
 }
 
+/// A decompressed copy of a compressed archive, in an unnamed temp file.
+fn decompress_to_temp(path: &Path, file: File, c: Compression) -> Result<File> {
+    let mut tmp = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let r = BufReader::with_capacity(1 << 20, file);
+    let copied = match c {
+        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(r), &mut tmp),
+        _ => {
+            zstd::stream::read::Decoder::with_buffer(r).and_then(|mut d| io::copy(&mut d, &mut tmp))
+        }
+    };
+    copied.map_err(|e| {
+        Error::invalid(
+            path.display().to_string(),
+            format!("cannot decompress the archive: {e}"),
+        )
+    })?;
+    tmp.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    Ok(tmp)
+}
+
 /// Compression of a member, by its first bytes.
 fn sniff(a: &DockerArchive, name: &str, s: Section) -> Result<Compression> {
     let mut magic = [0u8; 6];
@@ -337,7 +369,7 @@ pub struct DockerArchiveSource {
     config: Descriptor,
     config_bytes: Vec<u8>,
     /// Layer digest (as in the manifest) -> member.
-    layers: HashMap<String, (String, Section)>,
+    layers: HashMap<String, Section>,
 }
 
 /// The synthesized manifest: Docker schema2, fields in the usual order.
@@ -406,9 +438,7 @@ impl DockerArchiveSource {
                     (mt, digest)
                 }
             };
-            layers
-                .entry(digest.to_string())
-                .or_insert_with(|| (name.clone(), s));
+            layers.entry(digest.to_string()).or_insert(s);
             descs.push(SynthDescriptor {
                 media_type: media_type.into(),
                 size: s.size,
@@ -448,7 +478,7 @@ impl DockerArchiveSource {
         })
     }
 
-    /// The image's entry in `manifest.json`.
+    /// The archive this image was read from.
     pub fn archive(&self) -> &DockerArchive {
         &self.archive
     }
@@ -585,7 +615,7 @@ impl ImageSource for DockerArchiveSource {
         if desc.digest() == self.config.digest() {
             return Ok(Box::new(VerifyingReader::new(&self.config_bytes[..], desc)));
         }
-        let (_, s) = self
+        let s = self
             .layers
             .get(desc.digest().as_ref())
             .ok_or_else(|| Error::not_found(format!("blob {}", desc.digest()), self.name()))?;
@@ -618,8 +648,11 @@ struct WriterState {
     pos: u64,
     /// Source blob digest -> what was written for it.
     stored: HashMap<String, Stored>,
-    /// diff_ids already written as layer members.
-    diff_ids: HashMap<String, String>,
+    /// Digest of a member's content -> its name (configs, and layers by
+    /// diff_id), so equal content is stored once.
+    by_content: HashMap<String, String>,
+    /// Every member name written.
+    names: HashSet<String>,
     items: Vec<ManifestItem>,
     /// Manifest digest -> its item.
     by_manifest: HashMap<String, usize>,
@@ -692,18 +725,85 @@ impl DockerArchiveWriter {
             .prefix(TEMP_PREFIX)
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
-        Ok(DockerArchiveWriter {
+        let w = DockerArchiveWriter {
             path,
             repo_tag,
             state: Mutex::new(WriterState {
                 tmp,
                 pos: 0,
                 stored: HashMap::new(),
-                diff_ids: HashMap::new(),
+                by_content: HashMap::new(),
+                names: HashSet::new(),
                 items: Vec::new(),
                 by_manifest: HashMap::new(),
             }),
-        })
+        };
+        w.carry_over()?;
+        Ok(w)
+    }
+
+    /// Copies the images of an existing archive at `path` (members as they
+    /// are, hashed on the way), so writing an image there adds to it as
+    /// `docker save` of several images would, and nothing is lost. A file
+    /// that is not a Docker archive is not replaced.
+    fn carry_over(&self) -> Result<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_file() && m.len() > 0 => {}
+            _ => return Ok(()),
+        }
+        let old = DockerArchive::open(&self.path).map_err(|e| {
+            Error::invalid(
+                self.path.display().to_string(),
+                format!(
+                    "exists and is not a readable Docker archive ({e}); refusing to replace it"
+                ),
+            )
+        })?;
+        let mut st = self.lock()?;
+        for item in old.items() {
+            let mut renamed = item.clone();
+            let names = std::iter::once(&item.config).chain(&item.layers);
+            let new_names = std::iter::once(&mut renamed.config).chain(&mut renamed.layers);
+            for (name, new_name) in names.zip(new_names) {
+                let clean_name = clean(name).unwrap_or_default();
+                *new_name = clean_name.clone();
+                if st.names.contains(&clean_name) {
+                    continue;
+                }
+                let sec = old.section(name)?;
+                let (digest, size) = st
+                    .write_content(&mut old.reader(sec))
+                    .map_err(|e| Error::io(&self.path, e))?;
+                st.finish_member(&clean_name, size)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                st.by_content
+                    .entry(digest.to_string())
+                    .or_insert_with(|| clean_name.clone());
+                st.names.insert(clean_name);
+            }
+            st.items.push(renamed);
+        }
+        Ok(())
+    }
+
+    /// The name to store content under: the existing member with this
+    /// content, else `want` (refused if taken by other content).
+    fn member_name(
+        &self,
+        st: &WriterState,
+        digest: &Digest,
+        want: String,
+    ) -> Result<(String, bool)> {
+        if let Some(existing) = st.by_content.get(digest.as_ref()) {
+            return Ok((existing.clone(), false));
+        }
+        if st.names.contains(&want) {
+            return Err(Error::invalid(
+                self.path.display().to_string(),
+                format!("member {want} exists with other content than {digest}"),
+            ));
+        }
+        Ok((want, true))
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
@@ -724,9 +824,18 @@ impl DockerArchiveWriter {
         let bytes = read_verified(src, desc, MAX_METADATA_SIZE)
             .map_err(|e| Error::from_io(&self.path, e))?;
         let diff_ids = config_diff_ids(&bytes, &format!("config {}", desc.digest()))?;
-        let file = format!("{}.json", desc.digest().digest());
-        st.append_bytes(&file, &bytes)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let (file, new) = self.member_name(
+            st,
+            desc.digest(),
+            format!("{}.json", desc.digest().digest()),
+        )?;
+        if new {
+            st.append_bytes(&file, &bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            st.by_content
+                .insert(desc.digest().to_string(), file.clone());
+            st.names.insert(file.clone());
+        }
         st.stored
             .insert(desc.digest().to_string(), Stored::Config { file, diff_ids });
         Ok(())
@@ -759,14 +868,15 @@ impl DockerArchiveWriter {
         let (diff_id, size) = written
             .and_then(|w| io::copy(&mut vr, &mut io::sink()).map(|_| w))
             .map_err(|e| Error::from_io(&self.path, e))?;
-        let file = format!("{}.tar", diff_id.digest());
-        if st.diff_ids.contains_key(diff_id.as_ref()) {
-            // Same content under another compressed digest: keep one copy.
-            st.pos = start;
-        } else {
+        let (file, new) = self.member_name(st, &diff_id, format!("{}.tar", diff_id.digest()))?;
+        if new {
             st.finish_member(&file, size)
                 .map_err(|e| Error::io(&self.path, e))?;
-            st.diff_ids.insert(diff_id.to_string(), file.clone());
+            st.by_content.insert(diff_id.to_string(), file.clone());
+            st.names.insert(file.clone());
+        } else {
+            // Already stored (another compressed form, or carried over).
+            st.pos = start;
         }
         st.stored
             .insert(desc.digest().to_string(), Stored::Layer { file, diff_id });
@@ -889,6 +999,16 @@ impl ImageSink for DockerArchiveWriter {
                 )
             })?;
             if let Some(t) = &self.repo_tag {
+                // A name:tag names one image: move it from any other.
+                for (j, it) in st.items.iter_mut().enumerate() {
+                    if j != i {
+                        if let Some(tags) = &mut it.repo_tags {
+                            tags.retain(|x| {
+                                ArchiveImage::parse(x).map(|n| n.to_string()).as_ref() != Ok(t)
+                            });
+                        }
+                    }
+                }
                 let tags = st.items[i].repo_tags.get_or_insert_with(Vec::new);
                 if !tags.contains(t) {
                     tags.push(t.clone());
@@ -1134,6 +1254,22 @@ mod tests {
         let e = DockerArchiveSource::open(&path, None).err().unwrap();
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
         assert!(e.to_string().contains(&wrong), "{e}");
+    }
+
+    #[test]
+    fn reads_a_gzipped_archive() {
+        let f = fixture(|_, _, _| {});
+        let gz = f._dir.path().join("a.tar.gz");
+        std::fs::write(&gz, gzip(&std::fs::read(&f.path).unwrap())).unwrap();
+        let plain = DockerArchiveSource::open(&f.path, None).unwrap();
+        let src = DockerArchiveSource::open(&gz, None).unwrap();
+        assert_eq!(src.resolve().unwrap(), plain.resolve().unwrap());
+        let m = src
+            .read_manifest(&src.resolve().unwrap())
+            .unwrap()
+            .manifest()
+            .unwrap();
+        assert_eq!(read_all(&src, &m.layers()[0]).unwrap(), f.plain);
     }
 
     #[test]
