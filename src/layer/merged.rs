@@ -112,7 +112,8 @@ pub struct LayerInfo {
 pub struct MergedTree {
     entries: BTreeMap<Vec<u8>, TreeEntry>,
     layers: Vec<LayerInfo>,
-    /// Metadata of the root directory, when a layer has a `.` entry.
+    /// Metadata of the root directory, when a layer has a `/`, `.` or `./`
+    /// entry (the topmost wins).
     root: Option<TreeEntry>,
 }
 
