@@ -394,7 +394,14 @@ impl Unpacker {
     /// Directory modes and mtimes last: creating children changes mtimes,
     /// and a read-only directory would block its own children.
     fn finish_dirs(&mut self) -> Result<()> {
+        // Children before parents (reverse order); a directory listed again
+        // by a later layer (or later in its layer) takes the later entry's
+        // metadata, as umoci and containerd do: the first one seen wins here.
+        let mut done: HashSet<&Path> = HashSet::new();
         for d in self.dir_meta.iter().rev() {
+            if !done.insert(d.path.as_path()) {
+                continue;
+            }
             // A later entry may have replaced the directory or one of its
             // ancestors with a symlink: never chmod or touch through it.
             if !is_real_dir_under(&self.root, &d.path) {

@@ -139,3 +139,185 @@ fn an_escaping_name_is_refused_naming_the_input_it_came_from() {
         "{err}"
     );
 }
+
+/// One image of the corpus and how to check it.
+struct Case<'a> {
+    /// What ocipack reads (`oci:DIR:TAG`, `oci-archive:FILE:TAG`).
+    reference: String,
+    /// The OCI layout and tag umoci unpacks to give the expected tree
+    /// (the image itself, or an OCI-typed, uncompressed twin where umoci
+    /// 0.4.7 cannot read the image: zstd, Docker media types).
+    umoci: Option<(PathBuf, &'a str)>,
+    /// Otherwise, a directory holding the expected tree.
+    expected: Option<PathBuf>,
+    /// Whether umoci can read an image appended to this one (it keeps the
+    /// base's media types and compression).
+    umoci_reads_append: bool,
+    /// Docker media types: skopeo 1.9 writes them into `oci:` layouts but
+    /// reads only OCI-typed index entries back ("no descriptor found"), so
+    /// skopeo is not asked to read these (ocipack and umoci's twin are).
+    docker: bool,
+}
+
+fn case(dir: &Path, layout: &str, tag: &'static str) -> Case<'static> {
+    Case {
+        reference: format!("oci:{}:{tag}", s(&dir.join(layout))),
+        umoci: Some((dir.join(layout), tag)),
+        expected: None,
+        umoci_reads_append: true,
+        docker: false,
+    }
+}
+
+/// unpack equals umoci's; inspect and copy work; an append on top is read
+/// back by umoci (unpack) and skopeo (inspect, copy).
+fn check(c: &Case, t: &Path) {
+    require("umoci");
+    require("skopeo");
+    require("getfattr");
+    let what = &c.reference;
+    let t = t.join(
+        what.chars()
+            .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+            .collect::<String>()
+            .trim_start_matches('_'),
+    );
+    std::fs::create_dir_all(&t).unwrap();
+    ocipack_ok(&["inspect", what]);
+    let ours = t.join("ours");
+    ocipack_ok(&["unpack", what, &s(&ours)]);
+    let fp = fingerprint(&ours);
+    assert!(!fp.is_empty(), "{what}: empty tree");
+    if let Some((l, tag)) = &c.umoci {
+        let theirs = umoci_unpack(l, tag, &t.join("bundle"));
+        assert_same_tree(&ours, &theirs, &t);
+    }
+    if let Some(e) = &c.expected {
+        assert_same_tree(&ours, e, &t);
+    }
+    // copy keeps the tree.
+    let copy = format!("oci:{}:t", s(&t.join("copy")));
+    ocipack_ok(&["copy", what, &copy]);
+    ocipack_ok(&["unpack", &copy, &s(&t.join("copy-tree"))]);
+    assert_eq!(fingerprint(&t.join("copy-tree")), fp, "{what}: copy");
+    if !c.docker {
+        run_ok("skopeo", &["inspect", &copy]);
+    }
+    // append: read back by umoci and skopeo.
+    let extra = t.join("extra");
+    std::fs::create_dir_all(extra.join("bin")).unwrap();
+    std::fs::write(extra.join("bin/added"), b"appended\n").unwrap();
+    let app_dir = t.join("app");
+    let app = format!("oci:{}:t", s(&app_dir));
+    ocipack_ok(&[
+        "append",
+        "--base",
+        what,
+        "--dir",
+        &format!("{}:/corpus-extra", s(&extra)),
+        "--out",
+        &app,
+    ]);
+    let app_tree = t.join("app-tree");
+    if c.docker {
+        ocipack_ok(&["unpack", &app, &s(&app_tree)]);
+    } else {
+        run_ok("skopeo", &["inspect", &app]);
+        let sk = format!("oci:{}:t", s(&t.join("skopeo-copy")));
+        run_ok("skopeo", &["copy", "-q", &app, &sk]);
+        ocipack_ok(&["unpack", &sk, &s(&app_tree)]);
+    }
+    let app_fp = fingerprint(&app_tree);
+    assert!(app_fp.contains("corpus-extra/bin/added f"), "{app_fp}");
+    for line in fp.lines() {
+        assert!(app_fp.contains(line), "{what}: append lost {line:?}");
+    }
+    if c.umoci_reads_append {
+        let theirs = umoci_unpack(&app_dir, "t", &t.join("app-bundle"));
+        assert_same_tree(&app_tree, &theirs, &t);
+    }
+}
+
+#[test]
+fn umoci_images() {
+    let t = tempfile::tempdir().unwrap();
+    generate(t.path(), &["umoci"]);
+    for tag in ["root", "sub", "repack"] {
+        check(&case(t.path(), "umoci", tag), t.path());
+    }
+}
+
+#[test]
+fn buildah_images() {
+    require("buildah");
+    let t = tempfile::tempdir().unwrap();
+    generate(t.path(), &["buildah"]);
+    for tag in ["one", "two"] {
+        check(&case(t.path(), "buildah", tag), t.path());
+    }
+}
+
+#[test]
+fn skopeo_copies() {
+    require("zstd");
+    let t = tempfile::tempdir().unwrap();
+    generate(t.path(), &["umoci", "skopeo"]);
+    let d = t.path();
+    check(&case(d, "skopeo-plain", "t"), d);
+    // umoci 0.4.7 reads no zstd: the expected tree is umoci's unpack of the
+    // uncompressed copy, and an append keeps zstd base layers.
+    check(
+        &Case {
+            umoci: Some((d.join("skopeo-plain"), "t")),
+            umoci_reads_append: false,
+            ..case(d, "skopeo-zstd", "t")
+        },
+        d,
+    );
+    check(
+        &Case {
+            reference: format!("oci-archive:{}:t", s(&d.join("skopeo-archive.tar"))),
+            umoci: Some((d.join("umoci"), "repack")),
+            ..case(d, "umoci", "repack")
+        },
+        d,
+    );
+    check(
+        &Case {
+            umoci: Some((d.join("umoci"), "repack")),
+            umoci_reads_append: false,
+            docker: true,
+            ..case(d, "skopeo-v2s2", "t")
+        },
+        d,
+    );
+}
+
+#[test]
+fn tar_writers() {
+    require("bsdtar");
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    generate(d, &["gnutar", "bsdtar", "py-layers", "py-names"]);
+    for tag in ["gnu", "posix", "ustar"] {
+        check(&case(d, "gnutar", tag), d);
+    }
+    for tag in ["pax", "gnu"] {
+        check(&case(d, "bsdtar", tag), d);
+    }
+    check(&case(d, "py-layers", "t"), d);
+    check(&case(d, "py-names", "t"), d);
+    // Docker schema2 media types: umoci 0.4.7 reads only OCI ones, so the
+    // expected tree is its unpack of the OCI twin (the same layer tars).
+    for tag in ["gnu", "posix"] {
+        check(
+            &Case {
+                umoci: Some((d.join("gnutar"), tag)),
+                umoci_reads_append: false,
+                docker: true,
+                ..case(d, "gnutar-docker", tag)
+            },
+            d,
+        );
+    }
+}
