@@ -321,3 +321,54 @@ fn tar_writers() {
         );
     }
 }
+
+/// The first failure: a base handed over as a rootfs and inserted
+/// at `/` by umoci (its layer starts with a `/` entry) must package and
+/// verify, and the result must be read by umoci and skopeo.
+#[test]
+fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
+    require("umoci");
+    require("skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let st = Command::new("bash")
+        .arg(repo().join("tests/corpus/gen.sh"))
+        .arg(d)
+        .arg("umoci-base")
+        .env("FIXTURES", common::fixtures())
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let base = format!("oci:{}:t", s(&d.join("umoci-base")));
+    check(&case(d, "umoci-base", "t"), d);
+    let art = format!(
+        "oci:{}:cross-android-amd64",
+        s(&common::fixtures().join("artifacts"))
+    );
+    let recipe = s(&repo().join("layouts/fixtures/package.toml"));
+    let out = format!("oci:{}:package-amd64", s(&d.join("pkg")));
+    ocipack_ok(&[
+        "package",
+        "--arch",
+        "amd64",
+        "--base",
+        &base,
+        "--artifact",
+        &art,
+        "--recipe",
+        &recipe,
+        "--out",
+        &out,
+    ]);
+    ocipack_ok(&["verify", &out, "--arch", "amd64", "--recipe", &recipe]);
+    run_ok("skopeo", &["inspect", &out]);
+    let ours = d.join("pkg-ours");
+    ocipack_ok(&["unpack", &out, &s(&ours)]);
+    let theirs = umoci_unpack(&d.join("pkg"), "package-amd64", &d.join("pkg-bundle"));
+    assert_same_tree(&ours, &theirs, d);
+    assert!(ours.join("usr/bin/cc").symlink_metadata().is_ok());
+}
