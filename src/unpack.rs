@@ -156,10 +156,8 @@ impl Unpacker {
         let layer = desc.digest().to_string();
         let mut created: HashSet<PathBuf> = HashSet::new();
         walk_layer(src, desc, true, |_, entry| {
-            let raw = entry
-                .path()
-                .map_err(|e| Error::from_io(&layer, e))?
-                .into_owned();
+            let (raw, _) =
+                crate::layer::scan::entry_path(entry).map_err(|e| Error::from_io(&layer, e))?;
             let et = entry.header().entry_type();
             if !crate::layer::scan::is_fs_object(et) {
                 // As the merged view does: no object, so the name is moot.
@@ -261,7 +259,9 @@ impl Unpacker {
                     .mode(0o600)
                     .open(&target)
                     .map_err(|e| Error::io(&target, e))?;
-                let n = io::copy(entry, &mut f).map_err(|e| Error::from_io(layer, e))?;
+                let n = crate::layer::scan::entry_body(entry)
+                    .and_then(|mut body| io::copy(&mut body, &mut f))
+                    .map_err(|e| Error::from_io(layer, e))?;
                 self.report.bytes += n;
                 drop(f);
                 self.chown(&target, uid, gid)?;

@@ -372,3 +372,27 @@ fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
     assert_same_tree(&ours, &theirs, d);
     assert!(ours.join("usr/bin/cc").symlink_metadata().is_ok());
 }
+
+/// GNU tar's sparse files. PAX 1.0 (`--format=posix`) is expanded as
+/// umoci (Go's archive/tar) expands it. The old GNU format's typeflag `S`
+/// umoci 0.4.7 refuses ("unknown typeflag"), while ocipack expands it: on
+/// purpose, since GNU tar writes it by default with `--sparse`; the
+/// expected tree is GNU tar's own extraction.
+#[test]
+fn sparse_files() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    generate(d, &["sparse"]);
+    check(&case(d, "sparse", "pax"), d);
+    check(
+        &Case {
+            umoci: None,
+            expected: Some(d.join("sparse-expected")),
+            umoci_reads_append: false,
+            ..case(d, "sparse", "gnu")
+        },
+        d,
+    );
+    let fp = fingerprint(&d.join("sparse-expected"));
+    assert!(fp.contains("d/holes f 644 0 0  1 3145728"), "{fp}");
+}

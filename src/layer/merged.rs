@@ -456,9 +456,8 @@ impl MergedTree {
                     return Ok(true);
                 }
                 let mut buf = Vec::new();
-                entry
-                    .take(limit)
-                    .read_to_end(&mut buf)
+                scan::entry_body(entry)
+                    .and_then(|b| b.take(limit).read_to_end(&mut buf))
                     .map_err(|e| Error::from_io(&name, e))?;
                 if let Some((_, idx)) = it.next() {
                     for i in idx {

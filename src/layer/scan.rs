@@ -181,6 +181,30 @@ fn unsafe_path(layer: &str, entry: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// An entry's name (`GNU.sparse.name` for a PAX sparse file, whose
+/// header name is a placeholder) and its sparse records, if any.
+pub fn entry_path<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<(PathBuf, Option<super::sparse::PaxSparse>)> {
+    let sparse = super::sparse::pax_sparse(entry)?;
+    let path = match sparse.as_ref().and_then(|s| s.name.clone()) {
+        Some(n) => n,
+        None => entry.path()?.into_owned(),
+    };
+    Ok((path, sparse))
+}
+
+/// An entry's bytes, a PAX sparse file expanded (every reader of content
+/// goes through here, so the merged view, unpack and new layers agree).
+pub fn entry_body<'b, 'a: 'b, R: Read + 'b>(
+    entry: &'b mut tar::Entry<'a, R>,
+) -> io::Result<Box<dyn Read + 'b>> {
+    match super::sparse::pax_sparse(entry)? {
+        Some(info) => Ok(Box::new(super::sparse::SparseReader::new(entry, &info)?)),
+        None => Ok(Box::new(entry)),
+    }
+}
+
 /// Whether a tar entry type is a filesystem object (the others, PAX global
 /// headers and GNU volume labels, are skipped before their name is read).
 pub(crate) fn is_fs_object(et: tar::EntryType) -> bool {
@@ -202,10 +226,7 @@ pub(crate) fn is_fs_object(et: tar::EntryType) -> bool {
 /// Reads the metadata of a tar entry. `None` for entries that carry no
 /// filesystem object (PAX global headers, GNU volume labels).
 pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result<Option<Record>> {
-    let raw = entry
-        .path()
-        .map_err(|e| Error::from_io(layer, e))?
-        .into_owned();
+    let (raw, sparse) = entry_path(entry).map_err(|e| Error::from_io(layer, e))?;
     let et = entry.header().entry_type();
     let kind = match et {
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -244,7 +265,7 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
         _ => None,
     };
     let size = if kind == EntryKind::File {
-        entry.size()
+        sparse.map_or(entry.size(), |s| s.real_size)
     } else {
         0
     };
