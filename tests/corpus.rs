@@ -11,6 +11,13 @@ use std::process::Command;
 use common::tools::{require, run_ok};
 use common::trees::{assert_same_tree, fingerprint};
 use common::{ocipack_err, ocipack_ok, repo};
+use ocipack::image::resolve_image;
+use ocipack::layer::{layer_from_image, LayerOptions, MergedTree, SelectRule, Selection};
+use ocipack::layout::Layout;
+use ocipack::manifest::{canonical_json, Compression, RawManifest};
+use ocipack::reference::Reference;
+use ocipack::transport::open_source;
+use serde_json::json;
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -169,7 +176,52 @@ fn case(dir: &Path, layout: &str, tag: &'static str) -> Case<'static> {
     }
 }
 
-/// unpack equals umoci's; inspect and copy work; an append on top is read
+/// The merged view (what `package` selects from) rewritten as one new
+/// layer, as a one-layer OCI image in `dir` tagged `t`: duplicates, a
+/// directory after its children, whiteouts and sparse files resolved the
+/// way unpack resolves them, content streamed through the layer writer.
+fn whole_tree_image(reference: &str, dir: &Path) {
+    let r: Reference = reference.parse().unwrap();
+    let src = open_source(&r).unwrap();
+    let img = resolve_image(src.as_ref(), None).unwrap();
+    let tree = MergedTree::load(src.as_ref(), &img).unwrap();
+    let out = Layout::open_or_create(dir).unwrap();
+    let opts = LayerOptions {
+        compression: Compression::Gzip,
+        threads: 2,
+        source_date_epoch: None,
+        reuse_layers: false,
+        cache: None,
+        ..LayerOptions::default()
+    };
+    let sel = Selection::new(vec![SelectRule::path("/")]);
+    let l = layer_from_image(src.as_ref(), &img, &tree, &sel, &out, &opts).unwrap();
+    let cfg = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]}
+    });
+    let cfg = out
+        .write_blob_bytes(
+            &canonical_json(&cfg).unwrap(),
+            oci_spec::image::MediaType::ImageConfig,
+        )
+        .unwrap();
+    let man = json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "size": cfg.size(), "digest": cfg.digest().to_string()},
+        "layers": [{"mediaType": l.descriptor.media_type().to_string(),
+                    "size": l.descriptor.size(), "digest": l.descriptor.digest().to_string()}]
+    });
+    let raw = RawManifest::from_bytes(canonical_json(&man).unwrap(), None).unwrap();
+    let d = raw.descriptor();
+    out.put_blob(&d, &mut raw.bytes()).unwrap();
+    out.set_tags(&[("t".to_string(), d)]).unwrap();
+}
+
+/// unpack equals umoci's; the merged view rewritten as one layer (what
+/// `package` does with a selection) is read by umoci as the same tree;
+/// inspect and copy work; an append on top is read
 /// back by umoci (unpack) and skopeo (inspect, copy).
 fn check(c: &Case, t: &Path) {
     require("umoci");
@@ -195,6 +247,9 @@ fn check(c: &Case, t: &Path) {
     if let Some(e) = &c.expected {
         assert_same_tree(&ours, e, &t);
     }
+    whole_tree_image(what, &t.join("whole"));
+    let whole = umoci_unpack(&t.join("whole"), "t", &t.join("whole-bundle"));
+    assert_same_tree(&whole, &ours, &t);
     // copy keeps the tree.
     let copy = format!("oci:{}:t", s(&t.join("copy")));
     ocipack_ok(&["copy", what, &copy]);
