@@ -426,6 +426,46 @@ fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
     let theirs = umoci_unpack(&d.join("pkg"), "package-amd64", &d.join("pkg-bundle"));
     assert_same_tree(&ours, &theirs, d);
     assert!(ours.join("usr/bin/cc").symlink_metadata().is_ok());
+    // containerd applies the layers (`ctr images import` unpacks them into
+    // its snapshotter) to the same tree.
+    let ctrd = common::containerd::Containerd::start();
+    let archive = d.join("pkg.tar");
+    ocipack_ok(&["copy", &out, &format!("oci-archive:{}:t", s(&archive))]);
+    ctrd.import(&archive, "ocipack.test/corpus:pkg");
+    let mnt = d.join("ctr-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    ctrd.ctr_ok(&["images", "mount", "ocipack.test/corpus:pkg", &s(&mnt)]);
+    // overlayfs reports a link count of 1 for directories: not compared.
+    let fp = |p: &Path| {
+        fingerprint(p)
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                if f.len() == 8 && f[1] == "d" {
+                    f[6] = "-";
+                }
+                f.join(" ") + "\n"
+            })
+            .collect::<String>()
+    };
+    let same = fp(&mnt) == fp(&ours);
+    let diff = if same {
+        String::new()
+    } else {
+        std::fs::write(d.join("ctr.txt"), fp(&mnt)).unwrap();
+        std::fs::write(d.join("ours.txt"), fp(&ours)).unwrap();
+        String::from_utf8_lossy(
+            &Command::new("diff")
+                .arg(d.join("ctr.txt"))
+                .arg(d.join("ours.txt"))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    ctrd.ctr_ok(&["images", "unmount", &s(&mnt)]);
+    assert!(same, "containerd's tree (<) differs from ours (>):\n{diff}");
 }
 
 /// GNU tar's sparse files. PAX 1.0 (`--format=posix`) is expanded as
