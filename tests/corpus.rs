@@ -164,6 +164,8 @@ struct Case<'a> {
     /// reads only OCI-typed index entries back ("no descriptor found"), so
     /// skopeo is not asked to read these (ocipack and umoci's twin are).
     docker: bool,
+    /// Whether containerd can read an image appended to this one.
+    containerd: bool,
 }
 
 fn case(dir: &Path, layout: &str, tag: &'static str) -> Case<'static> {
@@ -173,6 +175,7 @@ fn case(dir: &Path, layout: &str, tag: &'static str) -> Case<'static> {
         expected: None,
         umoci_reads_append: true,
         docker: false,
+        containerd: true,
     }
 }
 
@@ -291,6 +294,9 @@ fn check(c: &Case, t: &Path) {
         let theirs = umoci_unpack(&app_dir, "t", &t.join("app-bundle"));
         assert_same_tree(&app_tree, &theirs, &t);
     }
+    if c.containerd {
+        containerd_reads(&app, &app_tree, &t);
+    }
 }
 
 #[test]
@@ -360,7 +366,19 @@ fn tar_writers() {
     for tag in ["pax", "gnu"] {
         check(&case(d, "bsdtar", tag), d);
     }
-    check(&case(d, "py-layers", "t"), d);
+    check(
+        &Case {
+            // A hard link to a file of a lower layer: containerd's overlayfs
+            // snapshotter applies each layer in its own upper directory,
+            // where the target does not exist ("link ...: no such file").
+            // umoci and ocipack link to the lower file. (The link's header
+            // also says 0644 for a 0755 file: containerd would chmod the
+            // inode to 0644, umoci and ocipack keep the file's mode.)
+            containerd: false,
+            ..case(d, "py-layers", "t")
+        },
+        d,
+    );
     check(&case(d, "py-names", "t"), d);
     // Docker schema2 media types: umoci 0.4.7 reads only OCI ones, so the
     // expected tree is its unpack of the OCI twin (the same layer tars).
@@ -428,44 +446,7 @@ fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
     assert!(ours.join("usr/bin/cc").symlink_metadata().is_ok());
     // containerd applies the layers (`ctr images import` unpacks them into
     // its snapshotter) to the same tree.
-    let ctrd = common::containerd::Containerd::start();
-    let archive = d.join("pkg.tar");
-    ocipack_ok(&["copy", &out, &format!("oci-archive:{}:t", s(&archive))]);
-    ctrd.import(&archive, "ocipack.test/corpus:pkg");
-    let mnt = d.join("ctr-mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    ctrd.ctr_ok(&["images", "mount", "ocipack.test/corpus:pkg", &s(&mnt)]);
-    // overlayfs reports a link count of 1 for directories: not compared.
-    let fp = |p: &Path| {
-        fingerprint(p)
-            .lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(' ').collect();
-                if f.len() == 8 && f[1] == "d" {
-                    f[6] = "-";
-                }
-                f.join(" ") + "\n"
-            })
-            .collect::<String>()
-    };
-    let same = fp(&mnt) == fp(&ours);
-    let diff = if same {
-        String::new()
-    } else {
-        std::fs::write(d.join("ctr.txt"), fp(&mnt)).unwrap();
-        std::fs::write(d.join("ours.txt"), fp(&ours)).unwrap();
-        String::from_utf8_lossy(
-            &Command::new("diff")
-                .arg(d.join("ctr.txt"))
-                .arg(d.join("ours.txt"))
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .into_owned()
-    };
-    ctrd.ctr_ok(&["images", "unmount", &s(&mnt)]);
-    assert!(same, "containerd's tree (<) differs from ours (>):\n{diff}");
+    containerd_reads(&out, &ours, d);
 }
 
 /// GNU tar's sparse files. PAX 1.0 (`--format=posix`) is expanded as
@@ -484,10 +465,53 @@ fn sparse_files() {
             umoci: None,
             expected: Some(d.join("sparse-expected")),
             umoci_reads_append: false,
+            // containerd's applier also stops at typeflag S ("unhandled
+            // tar header type").
+            containerd: false,
             ..case(d, "sparse", "gnu")
         },
         d,
     );
     let fp = fingerprint(&d.join("sparse-expected"));
     assert!(fp.contains("d/holes f 644 0 0  1 3145728"), "{fp}");
+}
+
+/// containerd (a private daemon) imports `reference` (unpacking its layers
+/// with its own applier) and mounts it: the tree must be `ours`.
+fn containerd_reads(reference: &str, ours: &Path, d: &Path) {
+    let ctrd = common::containerd::Containerd::start();
+    let archive = d.join("ctr.tar");
+    ocipack_ok(&["copy", reference, &format!("oci-archive:{}:t", s(&archive))]);
+    ctrd.import(&archive, "ocipack.test/corpus:t");
+    let mnt = d.join("ctr-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    ctrd.ctr_ok(&["images", "mount", "ocipack.test/corpus:t", &s(&mnt)]);
+    // overlayfs reports a link count of 1 for directories: not compared.
+    let fp = |p: &Path| {
+        fingerprint(p)
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                if f.len() == 8 && f[1] == "d" {
+                    f[6] = "-";
+                }
+                f.join(" ") + "\n"
+            })
+            .collect::<String>()
+    };
+    let (theirs, ours) = (fp(&mnt), fp(ours));
+    ctrd.ctr_ok(&["images", "unmount", &s(&mnt)]);
+    if theirs != ours {
+        std::fs::write(d.join("ctr.txt"), &theirs).unwrap();
+        std::fs::write(d.join("ours.txt"), &ours).unwrap();
+        let diff = Command::new("diff")
+            .arg(d.join("ctr.txt"))
+            .arg(d.join("ours.txt"))
+            .output()
+            .unwrap();
+        panic!(
+            "{reference}: containerd's tree (<) differs from ours (>):\n{}",
+            String::from_utf8_lossy(&diff.stdout)
+        );
+    }
 }

@@ -60,7 +60,10 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
     add(t, "/etc/hostname.link", tarfile.LNKTYPE, link="/etc/hostname")
     add(t, "./usr/bin/", tarfile.DIRTYPE, mode=0o711)
     add(t, "//usr//bin//tool", data=b"\x7fELF", mode=0o755)
-    add(t, "/usr/bin/tool2", tarfile.LNKTYPE, link="./usr/lib/../bin/tool")
+    # A link header carrying its target's mode, as real writers do: where
+    # they differ, containerd chmods the shared inode to the link's mode
+    # while umoci (and ocipack) keep the target's (py-layers has one).
+    add(t, "/usr/bin/tool2", tarfile.LNKTYPE, link="./usr/lib/../bin/tool", mode=0o755)
     add(t, "/bin", tarfile.SYMTYPE, link="usr/bin")
 EOF
   mkimage "$OUT/py-names" t "$WORK/names.tar"
