@@ -226,7 +226,7 @@ fn whole_tree_image(reference: &str, dir: &Path) {
 /// `package` does with a selection) is read by umoci as the same tree;
 /// inspect and copy work; an append on top is read
 /// back by umoci (unpack) and skopeo (inspect, copy).
-fn check(c: &Case, t: &Path) {
+fn check(c: &Case, t: &Path) -> String {
     require("umoci");
     require("skopeo");
     require("getfattr");
@@ -297,6 +297,7 @@ fn check(c: &Case, t: &Path) {
     if c.containerd {
         containerd_reads(&app, &app_tree, &t);
     }
+    fp
 }
 
 #[test]
@@ -304,7 +305,19 @@ fn umoci_images() {
     let t = tempfile::tempdir().unwrap();
     generate(t.path(), &["umoci"]);
     for tag in ["root", "sub", "repack"] {
-        check(&case(t.path(), "umoci", tag), t.path());
+        let fp = check(&case(t.path(), "umoci", tag), t.path());
+        if tag == "repack" {
+            // umoci's whiteouts: deleted names gone, a recreated directory
+            // holds only its new content.
+            assert!(
+                !fp.contains("etc/app") && !fp.contains("usr/bin/hi "),
+                "{fp}"
+            );
+            assert!(
+                fp.contains("var/empty/new") && !fp.contains(".keep"),
+                "{fp}"
+            );
+        }
     }
 }
 
@@ -314,7 +327,9 @@ fn buildah_images() {
     let t = tempfile::tempdir().unwrap();
     generate(t.path(), &["buildah"]);
     for tag in ["one", "two"] {
-        check(&case(t.path(), "buildah", tag), t.path());
+        let fp = check(&case(t.path(), "buildah", tag), t.path());
+        // buildah's whiteouts (second commit) hide what the first wrote.
+        assert_eq!(fp.contains("etc/app/conf"), tag == "one", "{fp}");
     }
 }
 
@@ -361,12 +376,22 @@ fn tar_writers() {
     let d = t.path();
     generate(d, &["gnutar", "bsdtar", "py-layers", "py-names"]);
     for tag in ["gnu", "posix", "ustar"] {
-        check(&case(d, "gnutar", tag), d);
+        let fp = check(&case(d, "gnutar", tag), d);
+        // `tar -C DIR .` names entries `./x`; the cross-directory hard
+        // link shares its inode; GNU tar keeps xattrs only with --xattrs.
+        assert!(
+            fp.contains("opt/tool/lib-hardlink.so f 644 0 0  2 70000"),
+            "{fp}"
+        );
+        assert!(fp.contains("usr/bin/hi f 4755 0 0  1 18"), "{fp}");
+        assert_eq!(fp.contains("user.corpus"), tag == "posix", "{tag}: {fp}");
+        assert_eq!(fp.contains("mmmmmmmmmm"), tag != "ustar", "{tag}");
     }
     for tag in ["pax", "gnu"] {
-        check(&case(d, "bsdtar", tag), d);
+        let fp = check(&case(d, "bsdtar", tag), d);
+        assert!(fp.contains("opt/tool d 755 1001 1002"), "{fp}");
     }
-    check(
+    let fp = check(
         &Case {
             // A hard link to a file of a lower layer: containerd's overlayfs
             // snapshotter applies each layer in its own upper directory,
@@ -379,6 +404,21 @@ fn tar_writers() {
         },
         d,
     );
+    // Duplicates: the later entry wins (`dup` is layer 2's, `dupdir` the
+    // directory listed after the file); a directory listed after its
+    // children keeps its own mode and owner; whiteout and opaque applied;
+    // the hard link into layer 1 shares the file's inode and mode.
+    for want in [
+        "a/b d 750 5 6",
+        "a/b/c d 700 0 0",
+        "dup f 644 0 0  1 6",
+        "dupdir d 711",
+        "bin/libx-hardlink f 755 0 0  2 12",
+        "keep/new f",
+    ] {
+        assert!(fp.contains(want), "{want} missing in\n{fp}");
+    }
+    assert!(!fp.contains("gone") && !fp.contains("keep/old"), "{fp}");
     check(&case(d, "py-names", "t"), d);
     // Docker schema2 media types: umoci 0.4.7 reads only OCI ones, so the
     // expected tree is its unpack of the OCI twin (the same layer tars).
