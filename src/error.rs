@@ -65,6 +65,11 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// A failure reading one of a step's images (`base ...`, `input NAME
+    /// (...)`): a layer digest alone does not say which image to fix.
+    #[error("{input}: {error}")]
+    InInput { input: String, error: Box<Error> },
+
     /// A publishing gate (completeness, coherence, freshness) refused.
     #[error("{gate} gate failed: {reason}")]
     Gate { gate: String, reason: String },
@@ -179,6 +184,14 @@ impl Error {
                 location: Some(path),
             },
             other => other,
+        }
+    }
+
+    /// Names the image (`base REF`, `input NAME (REF)`) an error came from.
+    pub fn in_input(self, input: impl Into<String>) -> Self {
+        Error::InInput {
+            input: input.into(),
+            error: Box::new(self),
         }
     }
 

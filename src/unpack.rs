@@ -1,8 +1,10 @@
 //! Unpacks an image's rootfs into a directory.
 //!
 //! Whiteouts and opaque directories are applied as the OCI image spec says
-//! (they hide only what lower layers had). Entries that would escape the
-//! target directory (`..`, absolute paths, a parent or hard-link target that
+//! (they hide only what lower layers had). Names are read as containerd and
+//! umoci read them ([`entry_name`]): `/`, `.` and `./` are the root (its
+//! metadata is applied), `/etc/x` is `etc/x`. Entries that would escape the
+//! target directory (`..` above the root, a parent or hard-link target that
 //! is a symlink) are refused with an error naming the layer and entry;
 //! nothing outside the target is ever touched.
 
@@ -18,7 +20,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
-use crate::layer::path::{classify, normalize, EntryKind};
+use crate::layer::path::{entry_name, normalize, EntryKind};
 use crate::layer::scan::walk_layer;
 use crate::transport::ImageSource;
 
@@ -154,12 +156,18 @@ impl Unpacker {
         let layer = desc.digest().to_string();
         let mut created: HashSet<PathBuf> = HashSet::new();
         walk_layer(src, desc, true, |_, entry| {
-            let raw = entry
-                .path()
-                .map_err(|e| Error::from_io(&layer, e))?
-                .into_owned();
-            let rel = normalize(&raw).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
-            let kind = classify(rel).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
+            let (raw, _) =
+                crate::layer::scan::entry_path(entry).map_err(|e| Error::from_io(&layer, e))?;
+            let et = entry.header().entry_type();
+            if !crate::layer::scan::is_fs_object(et) {
+                // As the merged view does: no object, so the name is moot.
+                if et != tar::EntryType::XGlobalHeader {
+                    tracing::warn!(layer = %layer, entry = %raw.display(), "skipping tar entry of type {et:?}");
+                }
+                return Ok(true);
+            }
+            let is_dir = et.is_dir();
+            let kind = entry_name(&raw, is_dir).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
             match kind {
                 EntryKind::Whiteout(p) => {
                     self.prepare_parents(&p, &layer, &raw)?;
@@ -210,15 +218,15 @@ impl Unpacker {
             .map(|l| l.into_owned());
         let target = self.root.join(rel);
         if rel.as_os_str().is_empty() {
-            // The root directory's own metadata.
-            if kind.is_dir() {
-                self.dir_meta.push(DirMeta {
-                    path: target.clone(),
-                    mode,
-                    mtime,
-                });
-                self.chown(&target, uid, gid)?;
-            }
+            // The root directory's own metadata (`/`, `.`, `./`; only a
+            // directory gets here), applied as umoci does.
+            self.dir_meta.push(DirMeta {
+                path: target.clone(),
+                mode,
+                mtime,
+            });
+            self.chown(&target, uid, gid)?;
+            self.apply_xattrs(entry, &target)?;
             return Ok(());
         }
         self.prepare_parents(rel, layer, raw)?;
@@ -251,7 +259,9 @@ impl Unpacker {
                     .mode(0o600)
                     .open(&target)
                     .map_err(|e| Error::io(&target, e))?;
-                let n = io::copy(entry, &mut f).map_err(|e| Error::from_io(layer, e))?;
+                let n = crate::layer::scan::entry_body(entry)
+                    .and_then(|mut body| io::copy(&mut body, &mut f))
+                    .map_err(|e| Error::from_io(layer, e))?;
                 self.report.bytes += n;
                 drop(f);
                 self.chown(&target, uid, gid)?;
@@ -384,7 +394,14 @@ impl Unpacker {
     /// Directory modes and mtimes last: creating children changes mtimes,
     /// and a read-only directory would block its own children.
     fn finish_dirs(&mut self) -> Result<()> {
+        // Children before parents (reverse order); a directory listed again
+        // by a later layer (or later in its layer) takes the later entry's
+        // metadata, as umoci and containerd do: the first one seen wins here.
+        let mut done: HashSet<&Path> = HashSet::new();
         for d in self.dir_meta.iter().rev() {
+            if !done.insert(d.path.as_path()) {
+                continue;
+            }
             // A later entry may have replaced the directory or one of its
             // ancestors with a symlink: never chmod or touch through it.
             if !is_real_dir_under(&self.root, &d.path) {

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::tools::{require, run_ok};
+use common::trees::{assert_same_tree, fingerprint};
 use common::*;
 use oci_spec::image::Descriptor;
 use ocipack::image::{resolve_image, ResolvedImage};
@@ -83,40 +84,6 @@ fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
         ],
     );
     bundle.join("rootfs")
-}
-
-/// Everything umoci restores, except directory mtimes (creating children
-/// changes them) and the root itself.
-fn fingerprint(dir: &Path) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(concat!(
-            "find . -mindepth 1 -printf '%P %y %m %U %G %l %n %s\\n' | LC_ALL=C sort; ",
-            "find . -mindepth 1 ! -type d -printf '%P %T@\\n' | LC_ALL=C sort; ",
-            "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; ",
-            "getfattr -R -h -d -m - . 2>/dev/null | grep -v '^#' | LC_ALL=C sort"
-        ))
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_same_tree(ours: &Path, expected: &Path, t: &Path) {
-    let (a, b) = (fingerprint(ours), fingerprint(expected));
-    if a != b {
-        fs::write(t.join("ours.txt"), &a).unwrap();
-        fs::write(t.join("expected.txt"), &b).unwrap();
-        let d = Command::new("diff")
-            .arg(t.join("expected.txt"))
-            .arg(t.join("ours.txt"))
-            .output()
-            .unwrap();
-        panic!(
-            "trees differ (< expected, > ours):\n{}",
-            String::from_utf8_lossy(&d.stdout)
-        );
-    }
 }
 
 /// Decompresses a blob with the system tools and hashes it, to check

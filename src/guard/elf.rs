@@ -112,12 +112,17 @@ pub fn scan_tar(reader: impl Read, what: &str, check: &mut ElfCheck) -> Result<u
             continue;
         }
         let raw = entry.path().map_err(|e| Error::io(what, e))?.into_owned();
-        let rel =
-            crate::layer::path::normalize(Path::new(&raw)).map_err(|reason| Error::UnsafePath {
+        let name = crate::layer::path::entry_name(Path::new(&raw), false).map_err(|reason| {
+            Error::UnsafePath {
                 layer: what.to_string(),
                 entry: raw.display().to_string(),
                 reason,
-            })?;
+            }
+        })?;
+        // A whiteout or opaque marker is no file, whatever its tar type.
+        let crate::layer::path::EntryKind::Regular(rel) = name else {
+            continue;
+        };
         let path = format!("/{}", rel.display());
         let mut buf = Vec::with_capacity(HEADER_LEN);
         (&mut entry)

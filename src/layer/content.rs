@@ -334,9 +334,10 @@ fn produce(
                 stopped = true;
                 return Ok(false);
             }
+            let mut body = super::scan::entry_body(entry).map_err(|e| Error::from_io(&name, e))?;
             loop {
                 let mut buf = vec![0u8; CHUNK];
-                let n = fill(entry, &mut buf).map_err(|e| Error::from_io(&name, e))?;
+                let n = fill(&mut body, &mut buf).map_err(|e| Error::from_io(&name, e))?;
                 if n == 0 {
                     break;
                 }

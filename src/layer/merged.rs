@@ -112,7 +112,8 @@ pub struct LayerInfo {
 pub struct MergedTree {
     entries: BTreeMap<Vec<u8>, TreeEntry>,
     layers: Vec<LayerInfo>,
-    /// Metadata of the root directory, when a layer has a `.` entry.
+    /// Metadata of the root directory, when a layer has a `/`, `.` or `./`
+    /// entry (the topmost wins).
     root: Option<TreeEntry>,
 }
 
@@ -257,9 +258,17 @@ impl MergedTree {
                                     ),
                                 });
                             };
-                            let (c, size) = (t.content, t.size);
-                            let mut e = TreeEntry::from_meta(path, meta, layer, c);
-                            e.size = size;
+                            // One inode: the link takes its target's mode,
+                            // owner, times and xattrs, whatever its own
+                            // header says (unpackers, umoci included, never
+                            // chmod through a hard link).
+                            let mut e = TreeEntry::from_meta(path, meta, layer, t.content);
+                            e.size = t.size;
+                            e.mode = t.mode;
+                            e.uid = t.uid;
+                            e.gid = t.gid;
+                            e.mtime = t.mtime;
+                            e.xattrs = t.xattrs.clone();
                             last_parent_ok = None;
                             self.insert(k, e, layer);
                             continue;
@@ -455,9 +464,8 @@ impl MergedTree {
                     return Ok(true);
                 }
                 let mut buf = Vec::new();
-                entry
-                    .take(limit)
-                    .read_to_end(&mut buf)
+                scan::entry_body(entry)
+                    .and_then(|b| b.take(limit).read_to_end(&mut buf))
                     .map_err(|e| Error::from_io(&name, e))?;
                 if let Some((_, idx)) = it.next() {
                     for i in idx {
@@ -747,6 +755,8 @@ pub(crate) mod tests {
         );
         assert_eq!(c2.content, cc.content);
         assert_eq!(c2.size, 4);
+        // The links' headers say 0755; the inode (bin/gcc's) is 0644.
+        assert_eq!((cc.mode, c2.mode), (0o644, 0o644));
         assert_eq!(
             gcc.content,
             Some(ContentRef {

@@ -21,6 +21,7 @@ pub mod path;
 pub mod reuse;
 pub mod scan;
 pub mod select;
+pub mod sparse;
 pub mod treecache;
 pub mod writer;
 

@@ -18,17 +18,30 @@ pub enum EntryKind {
     Opaque(PathBuf),
 }
 
-/// Normalises a tar entry path to a relative path with no `.` components.
-/// Refuses `..` components and absolute paths with a reason, since they
-/// would escape the root.
+/// Normalises a tar entry name (or a hard link's target) to a path relative
+/// to the image root, the way containerd (`filepath.Clean` then a join to
+/// the root) and umoci (`CleanPath` + securejoin) read names:
+///
+/// - `/`, `.` and `./` name the root itself (the empty path);
+/// - an absolute name is rooted inside the image: `/etc/x` is `etc/x`;
+/// - `.` components are dropped and `a/../b` is cleaned lexically to `b`.
+///
+/// Only a `..` that climbs above the root is refused, since it would escape
+/// it (containerd and umoci clamp it to the root instead; a writer that
+/// emits one is broken or hostile, so refusing is the safer reading).
+/// Writes through symlinks are refused where entries are applied, not here.
 pub fn normalize(raw: &Path) -> Result<PathBuf, String> {
     let mut out = PathBuf::new();
     for c in raw.components() {
         match c {
             Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => return Err("path contains '..'".into()),
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err("path contains '..' above the root".into());
+                }
+            }
+            Component::Prefix(_) => return Err("path has a non-Unix prefix".into()),
         }
     }
     Ok(out)
@@ -54,6 +67,25 @@ pub fn classify(path: PathBuf) -> Result<EntryKind, String> {
         return Ok(EntryKind::Whiteout(path.with_file_name(target)));
     }
     Ok(EntryKind::Regular(path))
+}
+
+/// Reads a layer entry's name: [`normalize`] then [`classify`], refusing
+/// what no reader can apply safely: a whiteout of the root, and a root
+/// entry (`/`, `.`, `./`) that is not a directory (umoci refuses it too; a
+/// symlink there would redirect every later write). A directory entry for
+/// the root is kept (as the empty path): its mode, owner and times are the
+/// root's, which umoci applies as well (containerd ignores them).
+/// Every reader of layer names (merged view, unpack, guards) goes through
+/// here so they agree on what an entry means.
+pub fn entry_name(raw: &Path, is_dir: bool) -> Result<EntryKind, String> {
+    let kind = classify(normalize(raw)?)?;
+    match &kind {
+        EntryKind::Whiteout(p) if p.as_os_str().is_empty() => Err("whiteout of the root".into()),
+        EntryKind::Regular(p) if p.as_os_str().is_empty() && !is_dir => {
+            Err("names the root directory but is not a directory".into())
+        }
+        _ => Ok(kind),
+    }
 }
 
 /// A byte key whose order is the canonical entry order: path components
@@ -98,12 +130,43 @@ mod tests {
 
     #[test]
     fn normalizes_and_refuses() {
+        let n = |s: &str| normalize(Path::new(s));
+        assert_eq!(n("./a/./b/").unwrap(), PathBuf::from("a/b"));
+        // The root itself, however it is spelled.
+        for root in ["/", ".", "./", "//", "/./", "./."] {
+            assert_eq!(n(root).unwrap(), PathBuf::new(), "{root}");
+        }
+        // Absolute names are rooted inside the image.
+        assert_eq!(n("/etc/passwd").unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(n("//usr//bin/").unwrap(), PathBuf::from("usr/bin"));
+        // `..` that stays inside is cleaned like filepath.Clean.
+        assert_eq!(n("a/../b").unwrap(), PathBuf::from("b"));
+        assert_eq!(n("/a/b/../../c").unwrap(), PathBuf::from("c"));
+        assert_eq!(n("a/..").unwrap(), PathBuf::new());
+        // ...and refused where it climbs above the root.
+        for bad in ["..", "../etc", "a/../../etc", "/../etc", "./.."] {
+            let e = n(bad).unwrap_err();
+            assert!(e.contains("'..'"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn entry_names_agree_on_the_root() {
         assert_eq!(
-            normalize(Path::new("./a/./b/")).unwrap(),
-            PathBuf::from("a/b")
+            entry_name(Path::new("/"), true).unwrap(),
+            EntryKind::Regular(PathBuf::new())
         );
-        assert!(normalize(Path::new("a/../../etc")).is_err());
-        assert!(normalize(Path::new("/etc/passwd")).is_err());
+        assert_eq!(
+            entry_name(Path::new("/etc/.wh.x"), false).unwrap(),
+            EntryKind::Whiteout("etc/x".into())
+        );
+        assert_eq!(
+            entry_name(Path::new("/.wh..wh..opq"), false).unwrap(),
+            EntryKind::Opaque(PathBuf::new())
+        );
+        assert!(entry_name(Path::new("./"), false).is_err());
+        assert!(entry_name(Path::new("a/.."), false).is_err());
+        assert!(entry_name(Path::new("../x"), true).is_err());
     }
 
     #[test]

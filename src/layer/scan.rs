@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::image::Descriptor;
 
 use super::merged::EntryKind;
-use super::path::{classify, normalize, EntryKind as PathKind};
+use super::path::{entry_name, normalize, EntryKind as PathKind};
 use crate::error::{Error, Result};
 use crate::manifest::Compression;
 use crate::transport::ImageSource;
@@ -181,13 +181,52 @@ fn unsafe_path(layer: &str, entry: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// An entry's name (`GNU.sparse.name` for a PAX sparse file, whose
+/// header name is a placeholder) and its sparse records, if any.
+pub fn entry_path<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<(PathBuf, Option<super::sparse::PaxSparse>)> {
+    let sparse = super::sparse::pax_sparse(entry)?;
+    let path = match sparse.as_ref().and_then(|s| s.name.clone()) {
+        Some(n) => n,
+        None => entry.path()?.into_owned(),
+    };
+    Ok((path, sparse))
+}
+
+/// An entry's bytes, a PAX sparse file expanded (every reader of content
+/// goes through here, so the merged view, unpack and new layers agree).
+pub fn entry_body<'b, 'a: 'b, R: Read + 'b>(
+    entry: &'b mut tar::Entry<'a, R>,
+) -> io::Result<Box<dyn Read + 'b>> {
+    match super::sparse::pax_sparse(entry)? {
+        Some(info) => Ok(Box::new(super::sparse::SparseReader::new(entry, &info)?)),
+        None => Ok(Box::new(entry)),
+    }
+}
+
+/// Whether a tar entry type is a filesystem object (the others, PAX global
+/// headers and GNU volume labels, are skipped before their name is read).
+pub(crate) fn is_fs_object(et: tar::EntryType) -> bool {
+    use tar::EntryType as T;
+    matches!(
+        et,
+        T::Regular
+            | T::Continuous
+            | T::GNUSparse
+            | T::Directory
+            | T::Symlink
+            | T::Link
+            | T::Char
+            | T::Block
+            | T::Fifo
+    )
+}
+
 /// Reads the metadata of a tar entry. `None` for entries that carry no
 /// filesystem object (PAX global headers, GNU volume labels).
 pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result<Option<Record>> {
-    let raw = entry
-        .path()
-        .map_err(|e| Error::from_io(layer, e))?
-        .into_owned();
+    let (raw, sparse) = entry_path(entry).map_err(|e| Error::from_io(layer, e))?;
     let et = entry.header().entry_type();
     let kind = match et {
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -205,15 +244,10 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
             return Ok(None);
         }
     };
-    let rel = normalize(&raw).map_err(|r| unsafe_path(layer, &raw, r))?;
-    let classified = classify(rel).map_err(|r| unsafe_path(layer, &raw, r))?;
+    let classified =
+        entry_name(&raw, kind == EntryKind::Dir).map_err(|r| unsafe_path(layer, &raw, r))?;
     let path = match classified {
-        PathKind::Whiteout(p) => {
-            if p.as_os_str().is_empty() {
-                return Err(unsafe_path(layer, &raw, "whiteout of the root"));
-            }
-            return Ok(Some(Record::Whiteout(p)));
-        }
+        PathKind::Whiteout(p) => return Ok(Some(Record::Whiteout(p))),
         PathKind::Opaque(p) => return Ok(Some(Record::Opaque(p))),
         PathKind::Regular(p) => p,
     };
@@ -231,7 +265,7 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
         _ => None,
     };
     let size = if kind == EntryKind::File {
-        entry.size()
+        sparse.map_or(entry.size(), |s| s.real_size)
     } else {
         0
     };
@@ -336,6 +370,97 @@ mod tests {
             selector: None,
         };
         scan_layer(&src, &d)
+    }
+
+    /// A tar written header by header, so any name is possible (the `tar`
+    /// crate refuses absolute and `..` names when building).
+    fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_old();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_mode(if *kind == b'5' { 0o750 } else { 0o644 });
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            h.set_entry_type(tar::EntryType::new(*kind));
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    fn names(recs: &[Numbered]) -> Vec<String> {
+        recs.iter()
+            .map(|n| match &n.record {
+                Record::Entry { path, meta } => format!(
+                    "{} {:?}{}",
+                    path.display(),
+                    meta.kind,
+                    meta.link
+                        .as_ref()
+                        .map(|l| format!(" -> {}", l.display()))
+                        .unwrap_or_default()
+                ),
+                Record::Whiteout(p) => format!("wh {}", p.display()),
+                Record::Opaque(p) => format!("opq {}", p.display()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_other_writers_use_are_rooted_inside() {
+        // umoci insert DIR / writes `/` first; others write absolute names,
+        // `./` prefixes and `a/../b`.
+        let tar = raw_tar(&[
+            ("/", b'5', "", b""),
+            ("./", b'5', "", b""),
+            (".", b'5', "", b""),
+            ("/etc/", b'5', "", b""),
+            ("/etc/x", b'0', "", b"x"),
+            ("./etc/y", b'1', "/etc/x", b""),
+            ("usr/../etc/z", b'1', "./usr/../etc/x", b""),
+            ("/etc/.wh.old", b'0', "", b""),
+            ("/opt/.wh..wh..opq", b'0', "", b""),
+        ]);
+        let recs = scan_bytes(&tar).unwrap();
+        assert_eq!(
+            names(&recs),
+            [
+                " Dir",
+                " Dir",
+                " Dir",
+                "etc Dir",
+                "etc/x File",
+                "etc/y HardLink -> etc/x",
+                "etc/z HardLink -> etc/x",
+                "wh etc/old",
+                "opq opt",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_escapes_and_a_non_directory_root_are_refused() {
+        for (tar, why) in [
+            (raw_tar(&[("../x", b'0', "", b"")]), "'..'"),
+            (raw_tar(&[("/../x", b'0', "", b"")]), "'..'"),
+            (raw_tar(&[("a/../../x", b'5', "", b"")]), "'..'"),
+            (
+                raw_tar(&[("x", b'0', "", b""), ("h", b'1', "../x", b"")]),
+                "hard link target ../x",
+            ),
+            (raw_tar(&[("/", b'2', "/etc", b"")]), "not a directory"),
+            (raw_tar(&[("./", b'0', "", b"")]), "not a directory"),
+        ] {
+            let err = scan_bytes(&tar).unwrap_err().to_string();
+            assert!(err.contains("refusing entry") && err.contains(why), "{err}");
+        }
     }
 
     #[test]

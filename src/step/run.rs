@@ -45,6 +45,8 @@ pub struct StepRequest {
 }
 
 struct Input {
+    /// `input NAME (REF)`, for errors.
+    label: String,
     reference: Reference,
     src: Box<dyn ImageSource>,
     img: ResolvedImage,
@@ -97,10 +99,13 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         };
         let src = open_source(&reference)?;
         let img = resolve_input(src.as_ref(), decl.platform, req.arch, recipe.build_arch)?;
-        let tree = MergedTree::load_cached(src.as_ref(), &img, tree_cache.as_ref())?;
+        let label = format!("input {name} ({reference})");
+        let tree = MergedTree::load_cached(src.as_ref(), &img, tree_cache.as_ref())
+            .map_err(|e| e.in_input(&label))?;
         inputs.insert(
             name.clone(),
             Input {
+                label,
                 reference,
                 src,
                 img,
@@ -116,7 +121,9 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             ));
         }
     }
-    let base_tree = MergedTree::load_cached(base_src.as_ref(), &base, tree_cache.as_ref())?;
+    let base_label = format!("base {}", req.base);
+    let base_tree = MergedTree::load_cached(base_src.as_ref(), &base, tree_cache.as_ref())
+        .map_err(|e| e.in_input(&base_label))?;
     let base_view = MergedImage::new(req.base.to_string(), &base_tree, base_src.as_ref());
 
     // Every required path absent from its input, all in one error (a
@@ -170,7 +177,8 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
                     &picks,
                     &i.tree,
                     i.src.as_ref(),
-                )?;
+                )
+                .map_err(|e| e.in_input(&i.label))?;
                 Planned::Image(view, sel)
             }
             LayerSource::Dir { dir, dest, owner } => Planned::Dir(dir_tree(dir, dest, *owner)?),
@@ -217,14 +225,15 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
 
     // Write: base layers as they are, then the new ones.
     let out = Layout::open_or_create(&out_dir)?;
-    copy_base_layers(base_src.as_ref(), &base, &out)?;
+    copy_base_layers(base_src.as_ref(), &base, &out).map_err(|e| e.in_input(&base_label))?;
     let opts = &req.layer_options;
     let mut added_layers = Vec::new();
     for (l, p) in recipe.layers.iter().zip(&planned) {
         let built = match (&l.source, p) {
             (LayerSource::Image { input, .. }, Planned::Image(_, sel)) => {
                 let i = &inputs[input];
-                layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, &out, opts)?
+                layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, &out, opts)
+                    .map_err(|e| e.in_input(&i.label))?
             }
             (LayerSource::Dir { dir, dest, owner }, _) => {
                 // Files from the recipe's repository carry checkout-time
@@ -343,10 +352,12 @@ pub fn verify(
     // A single image is judged whatever its config says (the platform guard
     // reports a mismatch); from an index, the target's entry.
     let img = resolve_input(src.as_ref(), crate::recipe::InputPlatform::Any, arch, arch)?;
-    let tree = MergedTree::load(src.as_ref(), &img)?;
+    let tree =
+        MergedTree::load(src.as_ref(), &img).map_err(|e| e.in_input(reference.to_string()))?;
     let view = MergedImage::new(reference.to_string(), &tree, src.as_ref());
     let paths = view.all_paths();
-    view.prefetch(&paths)?;
+    view.prefetch(&paths)
+        .map_err(|e| e.in_input(reference.to_string()))?;
     let default_settings;
     let settings = match recipe {
         Some(r) => &r.guards,

@@ -92,7 +92,13 @@ impl ImageTree for MergedImage<'_> {
 
     fn node(&self, path: &str) -> Option<Node> {
         if path == "/" {
-            return Some(Node::dir(0o755));
+            // A layer's `/` (or `./`) entry sets the root's metadata.
+            return Some(
+                self.tree
+                    .root()
+                    .map(|e| node_of(e, None))
+                    .unwrap_or_else(|| Node::dir(0o755)),
+            );
         }
         self.tree.get(Path::new(path)).map(|e| node_of(e, None))
     }
@@ -109,7 +115,9 @@ impl ImageTree for MergedImage<'_> {
                 }
             }
         }
-        self.tree.read_file(self.src, Path::new(path), len as u64)
+        self.tree
+            .read_file(self.src, Path::new(path), len as u64)
+            .map_err(|e| e.in_input(self.name.clone()))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod registry;
 pub mod runtime;
 pub mod token;
 pub mod tools;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -15,6 +15,9 @@ fn package_of(tool: &str) -> &'static str {
         "update-alternatives" => "dpkg",
         t if t.starts_with("qemu-") => "qemu-user-static",
         "getfattr" | "setfattr" => "attr",
+        "buildah" => "buildah",
+        "bsdtar" => "libarchive-tools",
+        "python3" => "python3",
         _ => "the package providing it",
     }
 }
