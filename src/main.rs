@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ocipack: error: {e:#}");
+            eprintln!("ocipack: error: {}", cli::render_error(&e));
             ExitCode::FAILURE
         }
     }
