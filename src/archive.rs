@@ -157,7 +157,7 @@ impl ArchiveReader {
     }
 
     /// Digests of every blob in the archive.
-    fn blob_list(&self) -> Vec<(String, u64)> {
+    pub(crate) fn blob_list(&self) -> Vec<(String, u64)> {
         self.blobs
             .iter()
             .map(|(d, s)| (d.clone(), s.size))

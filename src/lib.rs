@@ -12,6 +12,7 @@ pub mod copy;
 pub mod digest;
 pub mod elf;
 pub mod error;
+pub mod fsck;
 pub mod guard;
 pub mod image;
 pub mod imageconfig;

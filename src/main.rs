@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ocipack: error: {}", cli::render_error(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<cli::Exit>() {
+                Some(x) => ExitCode::from(x.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -231,6 +231,11 @@ impl Layout {
         Ok(out)
     }
 
+    /// The exclusive lock `index.json` updates take (for `fsck --repair`).
+    pub(crate) fn lock(&self) -> Result<DirLock> {
+        DirLock::acquire(&self.root)
+    }
+
     /// Points each tag at its descriptor in one atomic `index.json` update.
     pub fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()> {
         self.update_index(|idx| {
@@ -244,7 +249,7 @@ impl Layout {
 
 /// An exclusive `flock` on the layout directory itself (no lock file is
 /// left behind), released on drop.
-struct DirLock {
+pub(crate) struct DirLock {
     file: File,
 }
 
