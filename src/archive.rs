@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
 
-use crate::atomic::{self, TEMP_PREFIX};
+use crate::atomic;
 use crate::digest::{read_verified, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::layout::IndexFile;
@@ -215,10 +215,8 @@ impl ArchiveWriter {
     pub fn create(path: impl Into<PathBuf>) -> Result<ArchiveWriter> {
         let path = path.into();
         let dir = atomic::parent_dir(&path).to_path_buf();
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        let tmp = atomic::temp_file(&dir)?;
+        atomic::keep_mode(&path, tmp.as_file())?;
         let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, tmp));
         let io_err = |e| Error::io(&path, e);
         builder

@@ -209,13 +209,12 @@ pub fn remove_stale_temp(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Replaces `path` with `bytes` atomically.
+/// Replaces `path` with `bytes` atomically, keeping the mode of the file it
+/// replaces (a new file gets 0666 less the umask).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = temp_file(dir)?;
+    keep_mode(path, tmp.as_file())?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file()
         .sync_all()

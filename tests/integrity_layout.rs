@@ -63,113 +63,75 @@ fn blob(layout: &Path, d: &Descriptor) -> PathBuf {
     layout.join("blobs/sha256").join(d.digest().digest())
 }
 
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Runs ocipack under `umask`.
+fn ocipack_umask(umask: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_ocipack"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ocipack {args:?} under umask {umask}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn oci(dir: &Path, sel: &str) -> String {
     format!("oci:{}{sel}", dir.display())
 }
 
-// fsck: every defect a crash, a bad disk or a hostile hand can leave is
-// found, named, and (for leftovers) repaired; referenced blobs never go.
+// Defect 6: everything was written 0600 whatever the umask, and a rewritten
+// 0644 index.json became 0600.
 #[test]
-fn fsck_finds_and_repairs_layout_defects() {
+fn files_get_umask_modes_and_rewrites_keep_theirs() {
     let t = tempfile::tempdir().unwrap();
-    let l = t.path().join("l");
-    copy_tree(&fixtures().join("base"), &l);
-    let clean = ocipack_ok(&["fsck", "--json", &oci(&l, "")]);
-    let v: serde_json::Value = serde_json::from_str(&clean).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-    assert!(
-        v["blobs"].as_u64().unwrap() > 5 && v["layers"].as_u64().unwrap() >= 2,
-        "{v}"
-    );
-    // The archive form of the same layout.
-    let tar = t.path().join("base.tar");
-    ocipack_ok(&[
-        "copy",
-        "--all",
-        &oci(&l, ":base"),
-        &format!("oci-archive:{}:base", tar.display()),
-    ]);
-    ocipack_ok(&["fsck", &format!("oci-archive:{}", tar.display())]);
-
-    // Leftovers only: an orphan blob and a dead writer's temp file.
-    let orphan = Layout::open(&l)
-        .unwrap()
-        .write_blob_bytes(b"nobody refers to me", MediaType::ImageLayer)
-        .unwrap();
-    fs::write(l.join(".ocipack-tmp-dead"), b"partial").unwrap();
-    let out = ocipack(&["fsck", "--json", &oci(&l, "")]);
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["orphans"][0], orphan.digest().to_string(), "{v}");
-    assert!(
-        v["temp_files"].to_string().contains(".ocipack-tmp-dead"),
-        "{v}"
-    );
-    let before = fs::read_dir(l.join("blobs/sha256")).unwrap().count();
-    ocipack_ok(&["fsck", "--repair", &oci(&l, "")]);
-    assert!(!blob(&l, &orphan).exists() && !l.join(".ocipack-tmp-dead").exists());
-    let after = fs::read_dir(l.join("blobs/sha256")).unwrap().count();
-    assert_eq!(after + 1, before, "only the orphan went");
-    ocipack_ok(&["fsck", &oci(&l, "")]);
-
-    // Real defects: a corrupt layer, a missing config, a wrong diff_id.
-    let inspect: serde_json::Value =
-        serde_json::from_str(&ocipack_ok(&["inspect", "--json", &oci(&l, ":base-arm64")])).unwrap();
-    let layer = inspect["layers"][0]["digest"].as_str().unwrap().to_string();
-    let lp = l
-        .join("blobs/sha256")
-        .join(layer.trim_start_matches("sha256:"));
-    let mut bytes = fs::read(&lp).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    fs::write(&lp, &bytes).unwrap();
-    let out = ocipack(&["fsck", &oci(&l, "")]);
-    assert_eq!(out.status.code(), Some(1));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains(&layer), "{text}");
-    // --repair never removes a referenced blob, even a corrupt one.
-    ocipack(&["fsck", "--repair", &oci(&l, "")]);
-    assert!(lp.exists());
-    bytes[mid] ^= 0xff;
-    fs::write(&lp, &bytes).unwrap();
-    ocipack_ok(&["fsck", &oci(&l, "")]);
-
-    // A config whose diff_id does not match its layer.
     let src = t.path().join("src");
-    let layer_tar = tar_with("f", b"x");
-    let l2 = Layout::open_or_create(&src).unwrap();
-    let ld = l2
-        .write_blob_bytes(&layer_tar, MediaType::ImageLayer)
-        .unwrap();
-    let cfg = json!({"architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256(b"something else").to_string()]}});
-    let cd = l2
-        .write_blob_bytes(&canonical_json(&cfg).unwrap(), MediaType::ImageConfig)
-        .unwrap();
-    let man = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": cd.size(), "digest": cd.digest().to_string()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": ld.size(), "digest": ld.digest().to_string()}]});
-    let md = l2
-        .write_blob_bytes(&canonical_json(&man).unwrap(), MediaType::ImageManifest)
-        .unwrap();
-    l2.set_tags(&[("bad".into(), md)]).unwrap();
-    let out = ocipack(&["fsck", "--json", &oci(&src, "")]);
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let problems = v["problems"].to_string();
-    assert!(
-        problems.contains("diff_id") && problems.contains(&ld.digest().to_string()),
-        "{v}"
+    let (man, layer) = image(&src, "v1", &tar_with("f", b"hello"));
+    let dst = t.path().join("dst");
+    ocipack_umask("022", &["copy", &oci(&src, ":v1"), &oci(&dst, ":v1")]);
+    for f in [
+        dst.join("index.json"),
+        dst.join("oci-layout"),
+        blob(&dst, &layer),
+        blob(&dst, &man),
+    ] {
+        assert_eq!(mode(&f), 0o644, "{}", f.display());
+    }
+    for d in [dst.clone(), dst.join("blobs"), dst.join("blobs/sha256")] {
+        assert_eq!(mode(&d), 0o755, "{}", d.display());
+    }
+    let tar = t.path().join("a.tar");
+    ocipack_umask(
+        "027",
+        &[
+            "copy",
+            &oci(&src, ":v1"),
+            &format!("oci-archive:{}:v1", tar.display()),
+        ],
     );
-    // A missing config.
-    fs::remove_file(blob(&src, &cd)).unwrap();
-    let out = ocipack(&["fsck", "--json", &oci(&src, "")]);
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let problems = v["problems"].to_string();
-    assert!(
-        problems.contains("missing") && problems.contains(&cd.digest().to_string()),
-        "{v}"
+    assert_eq!(mode(&tar), 0o640);
+    // A rewrite keeps the file's mode, whatever the umask.
+    ocipack_umask("077", &["copy", &oci(&src, ":v1"), &oci(&dst, ":v2")]);
+    assert_eq!(mode(&dst.join("index.json")), 0o644);
+    fs::set_permissions(dst.join("index.json"), fs::Permissions::from_mode(0o664)).unwrap();
+    ocipack_umask("022", &["copy", &oci(&src, ":v1"), &oci(&dst, ":v3")]);
+    assert_eq!(mode(&dst.join("index.json")), 0o664);
+    fs::set_permissions(&tar, fs::Permissions::from_mode(0o604)).unwrap();
+    ocipack_umask(
+        "022",
+        &[
+            "copy",
+            &oci(&src, ":v1"),
+            &format!("oci-archive:{}:v2", tar.display()),
+        ],
     );
+    assert_eq!(mode(&tar), 0o604);
 }

@@ -8,7 +8,7 @@ use oci_spec::image::{Descriptor, Digest};
 use tempfile::NamedTempFile;
 
 use super::Layout;
-use crate::atomic::{self, TEMP_PREFIX};
+use crate::atomic;
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
 
@@ -22,10 +22,7 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     pub(super) fn new(layout: Layout) -> Result<Self> {
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(layout.root())
-            .map_err(|e| Error::io(layout.root(), e))?;
+        let tmp = atomic::temp_file(layout.root())?;
         Ok(BlobWriter {
             layout,
             inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
