@@ -1,6 +1,5 @@
 //! The atomic, verifying blob writer.
 
-use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -75,11 +74,11 @@ impl BlobWriter {
         }
         let dest = self.layout.blob_path(&digest)?;
         let dir = atomic::parent_dir(&dest).to_path_buf();
-        if let Ok(m) = fs::metadata(&dest) {
-            if m.len() == size {
-                // Already present (another writer won the race): keep it.
-                return Ok((digest, size));
-            }
+        if self.layout.is_verified(&digest) {
+            // Already present and verified by this process (another
+            // writer won the race): keep it. An unverified file is replaced:
+            // it may be a same-size corrupt blob.
+            return Ok((digest, size));
         }
         tmp.as_file()
             .sync_all()
@@ -87,6 +86,7 @@ impl BlobWriter {
         atomic::create_dir_all(&dir)?;
         tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
         atomic::sync_dir(&dir)?;
+        self.layout.mark_verified(&digest);
         Ok((digest, size))
     }
 }

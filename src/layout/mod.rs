@@ -5,7 +5,9 @@
 //!   into place only once digest and size are known to be right;
 //! - `index.json` is replaced atomically under a directory lock, so
 //!   concurrent writers and crashes never lose or tear a tag;
-//! - existing blobs are never rewritten; many images share one layout.
+//! - an existing blob is hashed once per process before it is relied on
+//!   (a same-size corrupt blob is replaced, never trusted); a verified blob
+//!   is never rewritten; many images share one layout.
 
 mod blob;
 mod index_file;
@@ -13,8 +15,10 @@ mod index_file;
 pub use blob::BlobWriter;
 pub use index_file::{tag_of, IndexFile};
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
+use std::sync::{Arc, Mutex};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +39,9 @@ pub type BlobReader = VerifyingReader<BufReader<File>>;
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// Digests whose blob this process has hashed (or written) and found
+    /// right, shared by clones: each blob is verified once per command.
+    verified: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Layout {
@@ -63,7 +70,7 @@ impl Layout {
                 ))
             }
         }
-        Ok(Layout { root })
+        Ok(Layout::at(root))
     }
 
     /// Opens a layout, creating an empty one if the directory does not hold
@@ -88,11 +95,31 @@ impl Layout {
             ));
         }
         atomic::create_dir_all(&root.join("blobs").join("sha256"))?;
-        let layout = Layout { root };
+        let layout = Layout::at(root);
         atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
         // The marker last: a layout is only recognised once it is complete.
         atomic::write_file(&layout.root.join("oci-layout"), OCI_LAYOUT)?;
         Ok(layout)
+    }
+
+    fn at(root: PathBuf) -> Layout {
+        Layout {
+            root,
+            verified: Arc::default(),
+        }
+    }
+
+    pub(crate) fn is_verified(&self, digest: &Digest) -> bool {
+        self.verified
+            .lock()
+            .map(|s| s.contains(digest.as_ref()))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn mark_verified(&self, digest: &Digest) {
+        if let Ok(mut s) = self.verified.lock() {
+            s.insert(digest.to_string());
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -114,9 +141,37 @@ impl Layout {
             .join(digest.digest()))
     }
 
-    /// Whether the blob exists with the descriptor's size. (Content is
-    /// verified when read.)
+    /// Whether the blob exists and matches its descriptor. The first time
+    /// this process relies on a blob its content is hashed (streamed), so a
+    /// same-size corrupt or tampered blob counts as absent and is rewritten
+    /// by whoever writes it next; later calls cost nothing.
     pub fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        if !self.blob_file_present(desc)? {
+            return Ok(false);
+        }
+        if self.is_verified(desc.digest()) {
+            return Ok(true);
+        }
+        let p = self.blob_path(desc.digest())?;
+        let mut r = self.open_blob(desc)?;
+        match std::io::copy(&mut r, &mut std::io::sink()) {
+            Ok(_) => {
+                self.mark_verified(desc.digest());
+                Ok(true)
+            }
+            Err(e) => match Error::from_io(&p, e) {
+                e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. }) => {
+                    tracing::warn!("{e}; it will be replaced");
+                    Ok(false)
+                }
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Whether a file of the descriptor's size is stored under its digest
+    /// (content not checked).
+    fn blob_file_present(&self, desc: &Descriptor) -> Result<bool> {
         let p = self.blob_path(desc.digest())?;
         match fs::metadata(&p) {
             Ok(m) => Ok(m.is_file() && m.len() == desc.size()),
@@ -163,7 +218,8 @@ impl Layout {
     }
 
     /// Copies a blob from `src` into the layout, verifying it against `desc`.
-    /// An existing blob is kept as is and `src` is not read.
+    /// An existing blob that verifies is kept as is and `src` is not read;
+    /// a corrupt one is replaced (atomically).
     pub fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool> {
         if self.has_blob(desc)? {
             return Ok(false);
@@ -219,8 +275,10 @@ impl Layout {
         let _lock = DirLock::acquire(&self.root)?;
         let mut index = self.index()?;
         let out = update(&mut index)?;
+        // Presence only: a corrupt blob of another image must not block
+        // this update (fsck reports it).
         for d in index.entries()? {
-            if !self.has_blob(&d)? {
+            if !self.blob_file_present(&d)? {
                 return Err(Error::invalid(
                     self.index_path().display().to_string(),
                     format!("refusing to write an entry for missing blob {}", d.digest()),
