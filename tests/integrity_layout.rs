@@ -67,40 +67,108 @@ fn oci(dir: &Path, sel: &str) -> String {
     format!("oci:{}{sel}", dir.display())
 }
 
-// Defect 5: a same-size corrupt blob already in a destination was trusted
-// (size compared only): the copy skipped it, tagged the image, and no re-run
-// repaired it.
+fn index_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+/// Tags of an archive's index.json (read back by ocipack inspect of the tar
+/// through skopeo's view: the tar member itself).
+fn archive_tags(tar: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(tar)
+        .arg("index.json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar -xOf {}", tar.display());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tags: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    tags.sort();
+    tags
+}
+
+// Defect 7: a copy by digest into a destination without a tag wrote blobs
+// and no index.json entry, so `umoci gc` deleted them all.
 #[test]
-fn corrupt_blob_in_destination_is_replaced_not_trusted() {
+fn copy_by_digest_without_tag_records_an_untagged_entry() {
+    common::tools::require("umoci");
     let t = tempfile::tempdir().unwrap();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
-    let (_, layer) = image(&src, "v1", &tar_with("f", &[7u8; 4096]));
-    ocipack_ok(&["copy", &oci(&src, ":v1"), &oci(&dst, ":v1")]);
-    // Same size, different bytes: only a hash tells.
-    let p = blob(&dst, &layer);
-    let mut bytes = fs::read(&p).unwrap();
-    bytes[600] ^= 0xff;
-    fs::write(&p, &bytes).unwrap();
-    let out = ocipack_ok(&["copy", "--json", &oci(&src, ":v1"), &oci(&dst, ":v2")]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        v["blobs_copied"], 1,
-        "the corrupt layer is copied again: {v}"
-    );
-    assert_eq!(
-        &sha256(&fs::read(&p).unwrap()),
-        layer.digest(),
-        "the corrupt blob was kept"
-    );
-    // The image reads back clean.
+    let (man, layer) = image(&src, "v1", &tar_with("f", b"kept"));
+    let by_digest = oci(&src, &format!("@{}", man.digest()));
+    ocipack_ok(&["copy", &by_digest, &oci(&dst, "")]);
+    let idx = index_json(&dst);
+    let entries = idx["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{idx}");
+    assert_eq!(entries[0]["digest"], man.digest().to_string());
+    assert!(entries[0]["annotations"].is_null(), "untagged: {idx}");
+    // Copying it again adds no duplicate.
+    ocipack_ok(&["copy", &by_digest, &oci(&dst, "")]);
+    assert_eq!(index_json(&dst)["manifests"].as_array().unwrap().len(), 1);
+    // umoci gc keeps what index.json references.
+    common::tools::run_ok("umoci", &["gc", "--layout", &dst.display().to_string()]);
+    assert!(blob(&dst, &layer).is_file(), "umoci gc removed the layer");
+    // The same into an archive.
+    let tar = t.path().join("a.tar");
     ocipack_ok(&[
-        "unpack",
-        &oci(&dst, ":v2"),
-        &t.path().join("root").display().to_string(),
+        "copy",
+        &by_digest,
+        &format!("oci-archive:{}", tar.display()),
     ]);
-    // Same for a layer written by `append` into a layout holding a corrupt
-    // copy of it: the next writer replaces it.
-    fs::write(&p, &bytes).unwrap();
-    ocipack_ok(&["copy", &oci(&src, ":v1"), &oci(&dst, ":v3")]);
-    assert_eq!(&sha256(&fs::read(&p).unwrap()), layer.digest());
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(&tar)
+        .arg("index.json")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["manifests"][0]["digest"], man.digest().to_string(), "{v}");
+}
+
+// Defect 7: concurrent copies into one oci-archive all exited 0 and all but
+// one tag were lost.
+#[test]
+fn concurrent_copies_into_one_archive_keep_every_tag() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    image(&src, "v1", &tar_with("f", &vec![3u8; 1 << 20]));
+    let tar = t.path().join("a.tar");
+    let n = 6;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_ocipack"))
+                .args([
+                    "copy",
+                    &oci(&src, ":v1"),
+                    &format!("oci-archive:{}:t{i}", tar.display()),
+                ])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let want: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    assert_eq!(archive_tags(&tar), want);
+    // No temp file is left beside the archive.
+    for e in fs::read_dir(t.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".ocipack-tmp"), "{name} left behind");
+    }
 }
