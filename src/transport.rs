@@ -232,7 +232,7 @@ pub fn open_sink_with(
     registry: &RegistryOptions,
 ) -> Result<Box<dyn ImageSink>> {
     match reference {
-        Reference::Layout { path, .. } => Ok(Box::new(Layout::open_or_create(path)?)),
+        Reference::Layout { path, .. } => Ok(Box::new(crate::layout::StagedLayout::open(path)?)),
         Reference::Archive { path, .. } => Ok(Box::new(ArchiveWriter::create(path)?)),
         Reference::Registry(r) => Ok(Box::new(RegistrySink::open(r, registry)?)),
     }
