@@ -157,7 +157,7 @@ impl ArchiveReader {
     }
 
     /// Digests of every blob in the archive.
-    fn blob_list(&self) -> Vec<(String, u64)> {
+    pub(crate) fn blob_list(&self) -> Vec<(String, u64)> {
         self.blobs
             .iter()
             .map(|(d, s)| (d.clone(), s.size))
@@ -198,9 +198,42 @@ impl Read for SectionReader {
 
 /// Writes a new archive (optionally starting from an existing one's
 /// content). Nothing is visible at `path` until [`ArchiveWriter::commit`].
+/// Writers of one archive take turns: each holds an exclusive `flock` on
+/// `.NAME.ocipack-lock` beside it from reading the old archive to renaming
+/// the new one, so concurrent copies keep every tag. (The lock file stays:
+/// removing it would let two writers lock different files.)
 pub struct ArchiveWriter {
     path: PathBuf,
     state: Mutex<WriterState>,
+    _lock: File,
+}
+
+/// Takes the exclusive lock of the archive at `path` (blocking).
+fn lock_archive(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = atomic::parent_dir(path).join(format!(".{name}.ocipack-lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o666)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    loop {
+        // SAFETY: flock on a valid, owned file descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(Error::io(&lock_path, e));
+        }
+    }
 }
 
 struct WriterState {
@@ -226,10 +259,10 @@ impl ArchiveWriter {
     pub fn create(path: impl Into<PathBuf>) -> Result<ArchiveWriter> {
         let path = path.into();
         let dir = atomic::parent_dir(&path).to_path_buf();
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        let lock = lock_archive(&path)?;
+        atomic::remove_stale_temp(&dir, TEMP_PREFIX)?;
+        let tmp = atomic::temp_file(&dir)?;
+        atomic::keep_mode(&path, tmp.as_file())?;
         let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, tmp));
         let io_err = |e| Error::io(&path, e);
         builder
@@ -269,6 +302,7 @@ impl ArchiveWriter {
         Ok(ArchiveWriter {
             path,
             state: Mutex::new(state),
+            _lock: lock,
         })
     }
 
@@ -309,9 +343,8 @@ impl ArchiveWriter {
 
     /// Writes `index.json`, finishes the tar, fsyncs and renames it into place.
     pub fn commit(self) -> Result<()> {
-        let path = self.path;
-        let st = self
-            .state
+        let ArchiveWriter { path, state, _lock } = self;
+        let st = state
             .into_inner()
             .map_err(|_| Error::invalid(path.display().to_string(), "writer poisoned"))?;
         let WriterState {

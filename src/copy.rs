@@ -24,6 +24,10 @@ pub struct CopyOptions {
     pub platform: Option<PlatformSpec>,
     /// Tags to set on the destination (empty: untagged unless the sink tags).
     pub tags: Vec<String>,
+    /// Without tags, list the copied image as an untagged `index.json`
+    /// entry of a layout or archive destination, so that it is not garbage
+    /// (`umoci gc` deletes what index.json does not reach).
+    pub record_untagged: bool,
 }
 
 /// What a copy did, for `--json` and the human summary.
@@ -147,6 +151,8 @@ pub fn copy_image(
         opts.tags.iter().map(|t| (t.clone(), top.clone())).collect();
     if !tag_list.is_empty() {
         dst.set_tags(&tag_list)?;
+    } else if opts.record_untagged {
+        dst.record_untagged(&top)?;
     }
     let destination = dst.name();
     dst.commit()?;

@@ -26,8 +26,11 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ocipack: error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("ocipack: error: {}", cli::render_error(&e));
+            match e.downcast_ref::<cli::Exit>() {
+                Some(x) => ExitCode::from(x.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -46,6 +46,12 @@ pub trait ImageSink: Send + Sync {
     fn put_manifest(&self, raw: &RawManifest) -> Result<()>;
     /// Points tags at stored manifests; called last, once.
     fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<()>;
+    /// Lists a stored manifest without a tag (an untagged `index.json`
+    /// entry, as `append` writes), so garbage collectors keep it. A
+    /// registry keeps a manifest pushed by digest: nothing to do.
+    fn record_untagged(&self, _desc: &Descriptor) -> Result<()> {
+        Ok(())
+    }
     /// How many blobs may be written at once without making the output
     /// depend on timing.
     fn max_parallel(&self) -> usize {
@@ -145,6 +151,10 @@ impl ImageSink for Layout {
         Layout::set_tags(self, tags)
     }
 
+    fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
+        self.update_index(|idx| idx.add_untagged(desc))
+    }
+
     fn max_parallel(&self) -> usize {
         // Blobs land under their digest, so order does not matter.
         2
@@ -176,6 +186,10 @@ impl ImageSink for ArchiveWriter {
             }
             Ok(())
         })
+    }
+
+    fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
+        self.update_index(|idx| idx.add_untagged(desc))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
@@ -222,7 +236,7 @@ pub fn open_sink_with(
     registry: &RegistryOptions,
 ) -> Result<Box<dyn ImageSink>> {
     match reference {
-        Reference::Layout { path, .. } => Ok(Box::new(Layout::open_or_create(path)?)),
+        Reference::Layout { path, .. } => Ok(Box::new(crate::layout::StagedLayout::open(path)?)),
         Reference::Archive { path, .. } => Ok(Box::new(ArchiveWriter::create(path)?)),
         Reference::DockerArchive { path, image } => {
             Ok(Box::new(DockerArchiveWriter::create(path, image.as_ref())?))

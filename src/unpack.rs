@@ -170,9 +170,17 @@ impl Unpacker {
             let kind = entry_name(&raw, is_dir).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
             match kind {
                 EntryKind::Whiteout(p) => {
-                    self.prepare_parents(&p, &layer, &raw)?;
-                    if !created.contains(&p) {
-                        remove_all(&self.root.join(&p))?;
+                    // Under a missing directory it hides nothing: create
+                    // no parents for it (umoci does not).
+                    let parent_missing = p.parent().is_some_and(|d| {
+                        matches!(fs::symlink_metadata(self.root.join(d)),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound)
+                    });
+                    if !parent_missing {
+                        self.prepare_parents(&p, &layer, &raw)?;
+                        if !created.contains(&p) {
+                            remove_all(&self.root.join(&p))?;
+                        }
                     }
                     self.report.whiteouts += 1;
                 }

@@ -627,11 +627,15 @@ fn full_disk_is_an_error_and_leaves_no_image() {
     assert!(err.contains("No space left on device"), "{err}");
     let idx = fs::read_to_string(dst.join("index.json")).unwrap_or_default();
     assert!(!idx.contains("\"base\""), "a tag was written: {idx}");
+    // The copy was staged: a failed one leaves no layout at all (issue 11).
+    assert!(!dst.join("oci-layout").exists(), "a layout was left behind");
     let tmp: Vec<_> = fs::read_dir(&dst)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".ocipack-tmp"))
-        .collect();
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".ocipack-tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(tmp.is_empty(), "temp files left behind");
     let tar = mnt.join("a.tar");
     let err = ocipack_err(&[

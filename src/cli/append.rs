@@ -169,6 +169,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     all: false,
                     platform: None,
                     tags: tag.clone().into_iter().collect(),
+                    record_untagged: true,
                 },
             )
             .with_context(|| format!("copying the new image to {other}"))?;

@@ -79,6 +79,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         all: a.all,
         platform: a.arch.clone(),
         tags,
+        // A copy by digest without a tag must not write unreachable blobs.
+        record_untagged: true,
     };
     let result = copy_image(src.as_ref(), dst, &opts);
     progress.finish();

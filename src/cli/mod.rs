@@ -3,6 +3,7 @@
 mod append;
 mod build;
 mod copy;
+mod fsck;
 mod inspect;
 mod manifest;
 mod package;
@@ -38,6 +39,9 @@ pub enum Command {
     Copy(Box<copy::Args>),
     /// Unpack an image's root filesystem into a directory.
     Unpack(unpack::Args),
+    /// Check a layout or archive as a registry would (every blob, every
+    /// descriptor, every diff_id; orphans and temp files); --repair.
+    Fsck(fsck::Args),
     /// Build and publish a multi-arch index from per-arch images, behind
     /// the completeness, coherence and freshness gates.
     Manifest(manifest::Args),
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(*a),
         Command::Unpack(a) => unpack::run(a),
+        Command::Fsck(a) => fsck::run(a),
         Command::Manifest(a) => manifest::run(a),
         Command::VerifyChain(a) => verify_chain::run(a),
         Command::Append(a) => append::run(a),
@@ -68,6 +73,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Build(a) => build::run(a),
     }
+}
+
+/// A failure with its own exit code (the report is already printed).
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// An error and its causes on one line, each cause once: library errors
+/// already show their cause (`path: No space left on device`), so a cause
+/// whose text is already there is not repeated.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -48,6 +48,11 @@ pub struct RegistryArgs {
     /// the transfer retried.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Minimum download rate in bytes/s, averaged over `--timeout`
+    /// seconds: a slower connection (a drip) is dropped and the transfer
+    /// resumed, within `--retries`. 0 disables.
+    #[arg(long, value_name = "BYTES", default_value_t = ocipack::registry::DEFAULT_MIN_RATE)]
+    pub min_rate: u64,
     /// Another repository of the destination registry that may hold the
     /// blobs: they are mounted from it instead of uploaded (repeatable).
     #[arg(long, value_name = "REPO")]
@@ -114,6 +119,7 @@ impl RegistryArgs {
                 ..RetryPolicy::default()
             },
             stall_timeout: Duration::from_secs(self.timeout.max(1)),
+            min_rate: self.min_rate,
             mount_from: self.mount_from.clone(),
             progress: progress.clone(),
         })

@@ -1,6 +1,5 @@
 //! The atomic, verifying blob writer.
 
-use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -8,7 +7,7 @@ use oci_spec::image::{Descriptor, Digest};
 use tempfile::NamedTempFile;
 
 use super::Layout;
-use crate::atomic::{self, TEMP_PREFIX};
+use crate::atomic;
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
 
@@ -22,10 +21,7 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     pub(super) fn new(layout: Layout) -> Result<Self> {
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(layout.root())
-            .map_err(|e| Error::io(layout.root(), e))?;
+        let tmp = atomic::temp_file(layout.root())?;
         Ok(BlobWriter {
             layout,
             inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp)),
@@ -78,11 +74,11 @@ impl BlobWriter {
         }
         let dest = self.layout.blob_path(&digest)?;
         let dir = atomic::parent_dir(&dest).to_path_buf();
-        if let Ok(m) = fs::metadata(&dest) {
-            if m.len() == size {
-                // Already present (another writer won the race): keep it.
-                return Ok((digest, size));
-            }
+        if self.layout.is_verified(&digest) {
+            // Already present and verified by this process (another
+            // writer won the race): keep it. An unverified file is replaced:
+            // it may be a same-size corrupt blob.
+            return Ok((digest, size));
         }
         tmp.as_file()
             .sync_all()
@@ -90,6 +86,7 @@ impl BlobWriter {
         atomic::create_dir_all(&dir)?;
         tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
         atomic::sync_dir(&dir)?;
+        self.layout.mark_verified(&digest);
         Ok((digest, size))
     }
 }

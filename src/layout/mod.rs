@@ -5,22 +5,28 @@
 //!   into place only once digest and size are known to be right;
 //! - `index.json` is replaced atomically under a directory lock, so
 //!   concurrent writers and crashes never lose or tear a tag;
-//! - existing blobs are never rewritten; many images share one layout.
+//! - an existing blob is hashed once per process before it is relied on
+//!   (a same-size corrupt blob is replaced, never trusted); a verified blob
+//!   is never rewritten; many images share one layout.
 
 mod blob;
 mod index_file;
+mod staged;
 
 pub use blob::BlobWriter;
 pub use index_file::{tag_of, IndexFile};
+pub use staged::StagedLayout;
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
-use crate::atomic;
+use crate::atomic::{self, TEMP_PREFIX};
 use crate::digest::{check_sha256, read_verified, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::manifest::{RawManifest, MAX_METADATA_SIZE};
@@ -35,6 +41,9 @@ pub type BlobReader = VerifyingReader<BufReader<File>>;
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// Digests whose blob this process has hashed (or written) and found
+    /// right, shared by clones: each blob is verified once per command.
+    verified: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Layout {
@@ -63,36 +72,68 @@ impl Layout {
                 ))
             }
         }
-        Ok(Layout { root })
+        Ok(Layout::at(root))
     }
 
-    /// Opens a layout, creating an empty one if the directory does not hold
-    /// one yet. Refuses a non-empty directory that is not a layout.
+    /// Opens a layout for writing, creating an empty one if the directory
+    /// does not hold one yet, and removes the temp files of writers that
+    /// died. What a creator that died or ran out of space leaves (the
+    /// directories, maybe `index.json`, no `oci-layout`) is completed.
+    /// Refuses a directory holding anything else.
     pub fn open_or_create(root: impl Into<PathBuf>) -> Result<Layout> {
         let root = root.into();
         if root.join("oci-layout").exists() {
-            return Layout::open(root);
+            return Layout::open_writable(root);
         }
         atomic::create_dir_all(&root)?;
         // Concurrent creators (the arches of one build, or two processes)
         // serialise here: the first one creates, the others then open.
         let _lock = DirLock::acquire(&root)?;
+        Layout::create_locked(root)
+    }
+
+    /// Opens an existing layout to write into it.
+    fn open_writable(root: PathBuf) -> Result<Layout> {
+        let layout = Layout::open(root)?;
+        atomic::remove_stale_temp(&layout.root, TEMP_PREFIX)?;
+        Ok(layout)
+    }
+
+    /// [`Layout::open_or_create`] with the directory lock held.
+    fn create_locked(root: PathBuf) -> Result<Layout> {
         if root.join("oci-layout").exists() {
-            return Layout::open(root);
+            return Layout::open_writable(root);
         }
-        let mut it = fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
-        if it.next().is_some() {
-            return Err(Error::invalid(
-                root.display().to_string(),
-                "directory is not empty and is not an OCI image layout; refusing to write into it",
-            ));
-        }
+        atomic::remove_stale_temp(&root, TEMP_PREFIX)?;
+        check_creatable(&root)?;
         atomic::create_dir_all(&root.join("blobs").join("sha256"))?;
-        let layout = Layout { root };
-        atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
+        let layout = Layout::at(root);
+        if !layout.index_path().exists() {
+            atomic::write_file(&layout.index_path(), &IndexFile::empty().to_bytes()?)?;
+        }
         // The marker last: a layout is only recognised once it is complete.
         atomic::write_file(&layout.root.join("oci-layout"), OCI_LAYOUT)?;
         Ok(layout)
+    }
+
+    fn at(root: PathBuf) -> Layout {
+        Layout {
+            root,
+            verified: Arc::default(),
+        }
+    }
+
+    pub(crate) fn is_verified(&self, digest: &Digest) -> bool {
+        self.verified
+            .lock()
+            .map(|s| s.contains(digest.as_ref()))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn mark_verified(&self, digest: &Digest) {
+        if let Ok(mut s) = self.verified.lock() {
+            s.insert(digest.to_string());
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -114,9 +155,37 @@ impl Layout {
             .join(digest.digest()))
     }
 
-    /// Whether the blob exists with the descriptor's size. (Content is
-    /// verified when read.)
+    /// Whether the blob exists and matches its descriptor. The first time
+    /// this process relies on a blob its content is hashed (streamed), so a
+    /// same-size corrupt or tampered blob counts as absent and is rewritten
+    /// by whoever writes it next; later calls cost nothing.
     pub fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        if !self.blob_file_present(desc)? {
+            return Ok(false);
+        }
+        if self.is_verified(desc.digest()) {
+            return Ok(true);
+        }
+        let p = self.blob_path(desc.digest())?;
+        let mut r = self.open_blob(desc)?;
+        match std::io::copy(&mut r, &mut std::io::sink()) {
+            Ok(_) => {
+                self.mark_verified(desc.digest());
+                Ok(true)
+            }
+            Err(e) => match Error::from_io(&p, e) {
+                e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. }) => {
+                    tracing::warn!("{e}; it will be replaced");
+                    Ok(false)
+                }
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Whether a file of the descriptor's size is stored under its digest
+    /// (content not checked).
+    fn blob_file_present(&self, desc: &Descriptor) -> Result<bool> {
         let p = self.blob_path(desc.digest())?;
         match fs::metadata(&p) {
             Ok(m) => Ok(m.is_file() && m.len() == desc.size()),
@@ -163,7 +232,8 @@ impl Layout {
     }
 
     /// Copies a blob from `src` into the layout, verifying it against `desc`.
-    /// An existing blob is kept as is and `src` is not read.
+    /// An existing blob that verifies is kept as is and `src` is not read;
+    /// a corrupt one is replaced (atomically).
     pub fn put_blob(&self, desc: &Descriptor, src: &mut dyn Read) -> Result<bool> {
         if self.has_blob(desc)? {
             return Ok(false);
@@ -187,7 +257,7 @@ impl Layout {
     /// Reads `index.json`.
     pub fn index(&self) -> Result<IndexFile> {
         let p = self.index_path();
-        let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let bytes = read_capped(&p)?;
         IndexFile::parse(&bytes, &p.display().to_string())
     }
 
@@ -217,10 +287,20 @@ impl Layout {
     /// present, so a tag never dangles.
     pub fn update_index<T>(&self, update: impl FnOnce(&mut IndexFile) -> Result<T>) -> Result<T> {
         let _lock = DirLock::acquire(&self.root)?;
+        self.update_index_locked(update)
+    }
+
+    /// [`Layout::update_index`] with the directory lock held.
+    fn update_index_locked<T>(
+        &self,
+        update: impl FnOnce(&mut IndexFile) -> Result<T>,
+    ) -> Result<T> {
         let mut index = self.index()?;
         let out = update(&mut index)?;
+        // Presence only: a corrupt blob of another image must not block
+        // this update (fsck reports it).
         for d in index.entries()? {
-            if !self.has_blob(&d)? {
+            if !self.blob_file_present(&d)? {
                 return Err(Error::invalid(
                     self.index_path().display().to_string(),
                     format!("refusing to write an entry for missing blob {}", d.digest()),
@@ -229,6 +309,11 @@ impl Layout {
         }
         atomic::write_file(&self.index_path(), &index.to_bytes()?)?;
         Ok(out)
+    }
+
+    /// The exclusive lock `index.json` updates take (for `fsck --repair`).
+    pub(crate) fn lock(&self) -> Result<DirLock> {
+        DirLock::acquire(&self.root)
     }
 
     /// Points each tag at its descriptor in one atomic `index.json` update.
@@ -242,9 +327,63 @@ impl Layout {
     }
 }
 
+/// Whether `root` (not yet a layout: no `oci-layout`) may be made one:
+/// empty, or holding only what ocipack puts there while creating a layout
+/// (`blobs/`, a valid `index.json`, temp files of live writers).
+fn check_creatable(root: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::invalid(
+            root.display().to_string(),
+            format!("directory is not empty and is not an OCI image layout ({why}); refusing to write into it"),
+        ))
+    };
+    for e in fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let e = e.map_err(|e| Error::io(root, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_dir = e
+            .file_type()
+            .map_err(|err| Error::io(e.path(), err))?
+            .is_dir();
+        match name.as_str() {
+            "blobs" if is_dir => {
+                for b in fs::read_dir(e.path()).map_err(|err| Error::io(e.path(), err))? {
+                    let b = b.map_err(|err| Error::io(e.path(), err))?;
+                    if b.file_name() != "sha256" {
+                        return refuse(format!("holds blobs/{}", b.file_name().to_string_lossy()));
+                    }
+                }
+            }
+            "index.json" if !is_dir => {
+                let bytes = read_capped(&e.path())?;
+                IndexFile::parse(&bytes, &e.path().display().to_string())?;
+            }
+            n if n.starts_with(TEMP_PREFIX) => {}
+            n => return refuse(format!("holds {n}")),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a metadata file (`index.json`), refusing one larger than
+/// [`MAX_METADATA_SIZE`] before reading it (as archives do).
+fn read_capped(p: &Path) -> Result<Vec<u8>> {
+    let f = File::open(p).map_err(|e| Error::io(p, e))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_METADATA_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(p, e))?;
+    if bytes.len() as u64 > MAX_METADATA_SIZE {
+        return Err(Error::invalid(
+            p.display().to_string(),
+            format!("too large (over {MAX_METADATA_SIZE} bytes)"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// An exclusive `flock` on the layout directory itself (no lock file is
 /// left behind), released on drop.
-struct DirLock {
+pub(crate) struct DirLock {
     file: File,
 }
 

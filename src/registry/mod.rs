@@ -47,6 +47,10 @@ use crate::transport::{ImageSink, ImageSource};
 /// Default chunk size: registries such as GHCR reject requests over 4 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 
+/// Default minimum download rate (bytes/s averaged over the stall
+/// timeout): a 1 byte/s drip is not progress.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+
 /// How to talk to a registry.
 #[derive(Clone)]
 pub struct RegistryOptions {
@@ -63,6 +67,9 @@ pub struct RegistryOptions {
     /// A connection that moves no byte for this long is given up (and the
     /// transfer retried).
     pub stall_timeout: Duration,
+    /// A download averaging fewer bytes/s than this over a `stall_timeout`
+    /// window is dropped and resumed (0: no minimum).
+    pub min_rate: u64,
     /// Repositories of the same registry that may hold the blobs, to mount
     /// from instead of uploading.
     pub mount_from: Vec<String>,
@@ -78,6 +85,7 @@ impl Default for RegistryOptions {
             jobs: 4,
             retry: RetryPolicy::default(),
             stall_timeout: Duration::from_secs(60),
+            min_rate: DEFAULT_MIN_RATE,
             mount_from: Vec::new(),
             progress: Progress::hidden(),
         }
@@ -93,6 +101,7 @@ impl std::fmt::Debug for RegistryOptions {
             .field("jobs", &self.jobs)
             .field("retry", &self.retry)
             .field("stall_timeout", &self.stall_timeout)
+            .field("min_rate", &self.min_rate)
             .field("mount_from", &self.mount_from)
             .finish_non_exhaustive()
     }

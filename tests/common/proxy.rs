@@ -32,6 +32,12 @@ pub enum Action {
     /// Forward with this part of the path replaced (FROM, TO): a tag that
     /// another writer moved, as the client sees it.
     Rewrite(String, String),
+    /// Forward, then send the answer's body one byte per interval (a
+    /// connection that never stalls long enough to time out).
+    Drip(Duration),
+    /// Forward, and append this many bytes to the answer's body (with a
+    /// matching Content-Length): a blob larger than its descriptor.
+    Oversize(usize),
 }
 
 /// When a rule fires, counting matching requests from 1.
@@ -320,6 +326,35 @@ fn handle(mut client: TcpStream, st: &State) -> std::io::Result<()> {
             out.push_str("\r\n");
             client.write_all(out.as_bytes())?;
             client.write_all(&resp[resp_head_end..])?;
+        }
+        Some(Action::Drip(every)) => {
+            client.write_all(&resp[..resp_head_end])?;
+            for b in &resp[resp_head_end..] {
+                client.write_all(std::slice::from_ref(b))?;
+                client.flush()?;
+                std::thread::sleep(every);
+            }
+        }
+        Some(Action::Oversize(extra)) => {
+            let head = String::from_utf8_lossy(&resp[..resp_head_end]).to_string();
+            let body_len = resp.len() - resp_head_end;
+            let mut out = String::new();
+            for line in head.split("\r\n") {
+                match line.split_once(':') {
+                    Some((k, _)) if k.trim().eq_ignore_ascii_case("content-length") => {
+                        out.push_str(&format!("{k}: {}\r\n", body_len + extra));
+                    }
+                    _ if line.is_empty() => {}
+                    _ => {
+                        out.push_str(line);
+                        out.push_str("\r\n");
+                    }
+                }
+            }
+            out.push_str("\r\n");
+            client.write_all(out.as_bytes())?;
+            client.write_all(&resp[resp_head_end..])?;
+            client.write_all(&vec![b'!'; extra])?;
         }
         _ => client.write_all(&resp)?,
     }
