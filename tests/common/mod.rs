@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod debian;
 pub mod proxy;
 pub mod registry;
 pub mod runtime;
