@@ -19,6 +19,11 @@
 //! amd64 on an amd64 host runs under `qemu-x86_64-static -L ROOT` as well:
 //! run natively, the host's loader and libc would serve the image's
 //! compiler, which proves nothing about the image.
+//!
+//! Limit: qemu's `-L` serves a path the rootfs lacks from the host. For a
+//! foreign arch such a file is of the wrong machine and the run fails; on
+//! amd64 (or a host with that arch's multiarch libraries at the same path)
+//! a file missing from the image can be taken from the host unnoticed.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -134,6 +134,47 @@ fn real_gcc(c: &Case) {
         "{v}"
     );
 
+    // The same guards in a step (`wrapper` on this image): they pass.
+    let recipe = wrapper_recipe(tmp.path());
+    let wrap = |base: &str, tag: &str| {
+        ocipack(&[
+            "wrapper",
+            "--json",
+            "--arch",
+            c.arch,
+            "--base",
+            base,
+            "--recipe",
+            &recipe,
+            "--out",
+            &format!("oci:{}:{tag}", tmp.path().join("w").display()),
+            "--no-cache",
+        ])
+    };
+    let out = wrap(&image, "ok");
+    assert!(
+        out.status.success(),
+        "{}: wrapper on Debian gcc: {}",
+        c.arch,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for g in ["dumpmachine", "smoke"] {
+        let o = v["guards"]["guards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["guard"] == g)
+            .unwrap_or_else(|| panic!("{}: no {g} guard in {v}", c.arch));
+        assert_eq!(o["checked"], 1, "{}: {o}", c.arch);
+        assert_eq!(
+            o["offenders"].as_array().unwrap().len(),
+            0,
+            "{}: {o}",
+            c.arch
+        );
+    }
+
     // A broken cc1 (not a program) on top: the smoke fails and says how.
     let broken = tmp.path().join("broken");
     let gcc_ver = c.gcc.trim_start_matches("gcc-");
@@ -173,6 +214,46 @@ fn real_gcc(c: &Case) {
             c.arch
         );
     }
+    // ...and stops the step, which tags nothing.
+    let out = wrap(&broken_image, "broken");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}: wrapper passed a broken cc1",
+        c.arch
+    );
+    assert!(
+        err.contains(&format!("smoke guard ({}): FAILED", c.arch)) && err.contains("cc1"),
+        "{}: {err}",
+        c.arch
+    );
+    let index = std::fs::read_to_string(tmp.path().join("w/index.json")).unwrap();
+    assert!(!index.contains("\"broken\""), "{}: {index}", c.arch);
+}
+
+/// A wrapper recipe that adds one text file and names the compiler.
+fn wrapper_recipe(tmp: &Path) -> String {
+    let dir = tmp.join("recipe");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    std::fs::write(dir.join("files/README"), "exec guards on a real gcc\n").unwrap();
+    let recipe = dir.join("wrapper.toml");
+    std::fs::write(
+        &recipe,
+        r#"[recipe]
+name = "real-gcc"
+kind = "wrapper"
+
+[[copy]]
+dir = "files"
+dest = "/usr/local/share/real-gcc"
+owner = "0:0"
+
+[guards.compiler]
+links = ["/usr/bin/cc"]
+"#,
+    )
+    .unwrap();
+    recipe.display().to_string()
 }
 
 #[test]
