@@ -64,6 +64,18 @@ pub fn unpack_image(
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
+    let layers: Vec<(&dyn ImageSource, &oci_spec::image::Descriptor)> =
+        img.layers().iter().map(|d| (src, d)).collect();
+    unpack_layers(&layers, dir, opts)
+}
+
+/// Unpacks layers from several sources, lowest first, into `dir` (absent
+/// or empty): an image that is not written yet (the step's exec guards).
+pub fn unpack_layers(
+    layers: &[(&dyn ImageSource, &oci_spec::image::Descriptor)],
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport> {
     if dir.exists() {
         let mut it = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
         if it.next().is_some() {
@@ -81,8 +93,8 @@ pub fn unpack_image(
         report: UnpackReport::default(),
         dir_meta: Vec::new(),
     };
-    for layer in img.layers() {
-        u.apply_layer(src, layer)?;
+    for (src, layer) in layers {
+        u.apply_layer(*src, layer)?;
         u.report.layers += 1;
     }
     u.finish_dirs()?;

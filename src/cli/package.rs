@@ -154,7 +154,11 @@ pub(super) fn print(report: &StepReport, json: bool) -> anyhow::Result<()> {
         );
     }
     for g in &report.guards.guards {
-        let state = if g.passed() { "ok" } else { "WAIVED" };
+        let state = match (g.passed(), &g.waived) {
+            (true, Some(_)) if g.checked == 0 => "waived, not run",
+            (true, _) => "ok",
+            (false, _) => "WAIVED",
+        };
         println!("  guard {:<9} {state} ({} checked)", g.guard, g.checked);
     }
     for w in &report.warnings {

@@ -28,8 +28,8 @@ pub struct Args {
     #[arg(long)]
     pub versions: Option<PathBuf>,
     /// Also run the image's own compiler under qemu-user (`cc -dumpmachine`
-    /// and a compile-to-object smoke); skipped with a message when
-    /// qemu-user-static is not installed.
+    /// and a compile-to-object smoke); fails when qemu-user-static is not
+    /// installed.
     #[arg(long)]
     pub exec_smoke: bool,
     /// The compiler the exec smoke runs (a path inside the image).
@@ -78,7 +78,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 println!("exec smoke passed: {compiler} -dumpmachine = {dumpmachine}; object is {object}")
             }
             Some(SmokeReport::Failed { reason, .. }) => println!("exec smoke FAILED: {reason}"),
-            Some(SmokeReport::Skipped { reason }) => println!("exec smoke skipped: {reason}"),
             None => {}
         }
     }
@@ -97,10 +96,5 @@ fn exec_smoke(a: &Args) -> anyhow::Result<SmokeReport> {
         None
     };
     let img = resolve_image(src.as_ref(), want.as_ref())?;
-    Ok(ocipack::smoke::exec_smoke(
-        src.as_ref(),
-        &img,
-        a.arch,
-        &a.compiler,
-    )?)
+    Ok(ocipack::smoke::exec_smoke(src.as_ref(), &img, a.arch, &a.compiler)?.report())
 }

@@ -40,13 +40,16 @@ pub use load::{
 pub use vars::{VarInputs, Vars};
 
 /// The names of the guards, as used by waivers.
-pub const GUARD_NAMES: [&str; 6] = [
+pub const GUARD_NAMES: [&str; 8] = [
     "elf",
     "compiler",
     "symlinks",
     "required",
     "platform",
     "entrypoint",
+    // The exec guards (src/step/exec.rs): `cc -dumpmachine`, compile smoke.
+    "dumpmachine",
+    "smoke",
 ];
 
 /// Which command a recipe is for.

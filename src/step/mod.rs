@@ -4,6 +4,7 @@
 //! config is assembled from the base's, and the image is written and
 //! tagged last, once every guard passed.
 
+pub mod exec;
 pub mod run;
 pub mod system;
 pub mod view;

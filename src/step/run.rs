@@ -53,6 +53,12 @@ struct Input {
     tree: MergedTree,
 }
 
+/// One recipe layer, planned: the view the guards judge, and what writes it.
+enum Planned {
+    Image(Selected, crate::layer::Selection),
+    Dir(MemTree),
+}
+
 /// The output layout and tag of `--out`.
 pub fn out_layout(out: &Reference) -> Result<(PathBuf, String)> {
     match out {
@@ -161,10 +167,6 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     }
 
     // Plan every layer as a view: what lands where.
-    enum Planned {
-        Image(Selected, crate::layer::Selection),
-        Dir(MemTree),
-    }
     let mut planned = Vec::new();
     for l in &recipe.layers {
         planned.push(match &l.source {
@@ -213,75 +215,65 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     let mut preview = base.config_json.clone();
     imageconfig::set_platform(&mut preview, req.arch)?;
     imageconfig::apply_edit(&mut preview, &recipe.config)?;
-    let report = guard::run_all(&GuardInput {
+    let mut report = guard::run_all(&GuardInput {
         tree: &final_view,
         arch: req.arch,
         settings: &recipe.guards,
         added: Some(&added),
         config: Some(&preview),
         extra_waivers: &req.waivers,
-    })?
-    .check()?;
+    })?;
+    // (a) and (c) run the compiler: only once the static guards passed.
+    if report.ok() {
+        let mut waivers = recipe.guards.waivers.clone();
+        waivers.extend(req.waivers.clone());
+        let base_layers: Vec<_> = base
+            .layers()
+            .iter()
+            .map(|d| (base_src.as_ref(), d))
+            .collect();
+        let staging_opts = LayerOptions {
+            compression: crate::manifest::Compression::None,
+            cache: None,
+            ..req.layer_options.clone()
+        };
+        let outcomes = super::exec::exec_guards(
+            req.arch,
+            &recipe.guards,
+            &waivers,
+            &preview,
+            &base_layers,
+            |staging| {
+                let built = write_layers(
+                    &recipe,
+                    &planned,
+                    &inputs,
+                    &sys,
+                    staging,
+                    &staging_opts,
+                    &created,
+                )?;
+                Ok(built.into_iter().map(|l| l.descriptor).collect())
+            },
+        )?;
+        for o in outcomes {
+            report.push(o, &waivers);
+        }
+    }
+    let report = report.check()?;
 
     // Write: base layers as they are, then the new ones.
     let out = Layout::open_or_create(&out_dir)?;
     copy_base_layers(base_src.as_ref(), &base, &out).map_err(|e| e.in_input(&base_label))?;
-    let opts = &req.layer_options;
-    let mut added_layers = Vec::new();
-    for (l, p) in recipe.layers.iter().zip(&planned) {
-        let built = match (&l.source, p) {
-            (LayerSource::Image { input, .. }, Planned::Image(_, sel)) => {
-                let i = &inputs[input];
-                layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, &out, opts)
-                    .map_err(|e| e.in_input(&i.label))?
-            }
-            (LayerSource::Dir { dir, dest, owner }, _) => {
-                // Files from the recipe's repository carry checkout-time
-                // mtimes; clamp them to the step's `created` so two clones
-                // build the same digests even without SOURCE_DATE_EPOCH.
-                let dir_opts = LayerOptions {
-                    source_date_epoch: opts
-                        .source_date_epoch
-                        .or_else(|| imageconfig::parse_rfc3339(&created).or(Some(0))),
-                    ..opts.clone()
-                };
-                layer_from_dir(dir, dest, *owner, &out, &dir_opts)?
-            }
-            _ => return Err(Error::invalid("layer plan", "source mismatch")),
-        };
-        added_layers.push(AddedLayer {
-            name: l.name.clone(),
-            descriptor: built.descriptor,
-            diff_id: built.diff_id.to_string(),
-            entries: built.entries,
-            reused: built.reused,
-        });
-    }
-    if !sys.is_empty() {
-        let entries = sys
-            .entries
-            .iter()
-            .map(|g| SyntheticEntry {
-                path: PathBuf::from(&g.path),
-                kind: match &g.kind {
-                    system::GenKind::Dir => SyntheticKind::Dir,
-                    system::GenKind::File(b) => SyntheticKind::File(b.clone()),
-                    system::GenKind::Symlink(t) => SyntheticKind::Symlink(PathBuf::from(t)),
-                },
-                mode: g.mode,
-                uid: g.uid,
-                gid: g.gid,
-            })
-            .collect();
-        let built = layer_from_entries(entries, &out, opts)?;
-        added_layers.push(AddedLayer {
-            name: "system".into(),
-            descriptor: built.descriptor,
-            diff_id: built.diff_id.to_string(),
-            entries: built.entries,
-            reused: built.reused,
-        });
-    }
+    let added_layers = write_layers(
+        &recipe,
+        &planned,
+        &inputs,
+        &sys,
+        &out,
+        &req.layer_options,
+        &created,
+    )?;
 
     // Config, manifest, tag.
     let base_digest = base.descriptor.digest().to_string();
@@ -337,6 +329,74 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         guards: report,
         warnings: sys.warnings,
     })
+}
+
+/// Writes the recipe's layers, then the system layer, into `out`.
+fn write_layers(
+    recipe: &Recipe,
+    planned: &[Planned],
+    inputs: &BTreeMap<String, Input>,
+    sys: &system::SystemPlan,
+    out: &Layout,
+    opts: &LayerOptions,
+    created: &str,
+) -> Result<Vec<AddedLayer>> {
+    let mut added_layers = Vec::new();
+    for (l, p) in recipe.layers.iter().zip(planned) {
+        let built = match (&l.source, p) {
+            (LayerSource::Image { input, .. }, Planned::Image(_, sel)) => {
+                let i = &inputs[input];
+                layer_from_image(i.src.as_ref(), &i.img, &i.tree, sel, out, opts)
+                    .map_err(|e| e.in_input(&i.label))?
+            }
+            (LayerSource::Dir { dir, dest, owner }, _) => {
+                // Files from the recipe's repository carry checkout-time
+                // mtimes; clamp them to the step's `created` so two clones
+                // build the same digests even without SOURCE_DATE_EPOCH.
+                let dir_opts = LayerOptions {
+                    source_date_epoch: opts
+                        .source_date_epoch
+                        .or_else(|| imageconfig::parse_rfc3339(created).or(Some(0))),
+                    ..opts.clone()
+                };
+                layer_from_dir(dir, dest, *owner, out, &dir_opts)?
+            }
+            _ => return Err(Error::invalid("layer plan", "source mismatch")),
+        };
+        added_layers.push(AddedLayer {
+            name: l.name.clone(),
+            descriptor: built.descriptor,
+            diff_id: built.diff_id.to_string(),
+            entries: built.entries,
+            reused: built.reused,
+        });
+    }
+    if !sys.is_empty() {
+        let entries = sys
+            .entries
+            .iter()
+            .map(|g| SyntheticEntry {
+                path: PathBuf::from(&g.path),
+                kind: match &g.kind {
+                    system::GenKind::Dir => SyntheticKind::Dir,
+                    system::GenKind::File(b) => SyntheticKind::File(b.clone()),
+                    system::GenKind::Symlink(t) => SyntheticKind::Symlink(PathBuf::from(t)),
+                },
+                mode: g.mode,
+                uid: g.uid,
+                gid: g.gid,
+            })
+            .collect();
+        let built = layer_from_entries(entries, out, opts)?;
+        added_layers.push(AddedLayer {
+            name: "system".into(),
+            descriptor: built.descriptor,
+            diff_id: built.diff_id.to_string(),
+            entries: built.entries,
+            reused: built.reused,
+        });
+    }
+    Ok(added_layers)
 }
 
 /// Runs the guards on any image: every ELF file of the image is judged

@@ -3,6 +3,7 @@
 
 pub mod buildkit;
 pub mod containerd;
+pub mod debian;
 pub mod proxy;
 pub mod registry;
 pub mod runtime;

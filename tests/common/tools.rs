@@ -18,6 +18,8 @@ fn package_of(tool: &str) -> &'static str {
         "buildah" => "buildah",
         "bsdtar" => "libarchive-tools",
         "python3" => "python3",
+        "apt-get" => "apt",
+        "dpkg-deb" => "dpkg",
         _ => "the package providing it",
     }
 }
