@@ -76,9 +76,9 @@ pub fn fsck(reference: &Reference, repair: bool) -> Result<Report> {
             }
             fsck_archive(path)
         }
-        Reference::Registry(_) => Err(Error::Unsupported(format!(
-            "{reference}: fsck checks oci: layouts and oci-archive: files"
-        ))),
+        Reference::Registry(_) | Reference::DockerArchive { .. } => Err(Error::Unsupported(
+            format!("{reference}: fsck checks oci: layouts and oci-archive: files"),
+        )),
     }
 }
 
