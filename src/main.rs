@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ocipack: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit::code(&e))
         }
     }
 }

@@ -3,9 +3,11 @@
 mod append;
 mod build;
 mod copy;
+pub mod exit;
 mod inspect;
 mod manifest;
 mod package;
+mod password;
 mod registry_args;
 mod unpack;
 mod verify;
@@ -18,7 +20,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ocipack",
     version,
-    about = "Assemble, verify and publish multi-arch OCI images without a daemon"
+    about = "Assemble, verify and publish multi-arch OCI images without a daemon",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     /// Debug logging on stderr (or set OCIPACK_LOG=...).
@@ -40,7 +43,7 @@ pub enum Command {
     Unpack(unpack::Args),
     /// Build and publish a multi-arch index from per-arch images, behind
     /// the completeness, coherence and freshness gates.
-    Manifest(manifest::Args),
+    Manifest(Box<manifest::Args>),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
     /// Add directories as new layers on top of an image (umoci insert / crane append).
@@ -52,7 +55,7 @@ pub enum Command {
     /// Run the architecture guards on any image.
     Verify(verify::Args),
     /// package then wrapper for every arch, then the multi-arch index.
-    Build(build::Args),
+    Build(Box<build::Args>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -60,13 +63,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(*a),
         Command::Unpack(a) => unpack::run(a),
-        Command::Manifest(a) => manifest::run(a),
+        Command::Manifest(a) => manifest::run(*a),
         Command::VerifyChain(a) => verify_chain::run(a),
         Command::Append(a) => append::run(a),
         Command::Package(a) => package::run(a),
         Command::Wrapper(a) => wrapper::run(a),
         Command::Verify(a) => verify::run(a),
-        Command::Build(a) => build::run(a),
+        Command::Build(a) => build::run(*a),
     }
 }
 

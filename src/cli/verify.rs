@@ -83,7 +83,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     if !report.ok() || smoke.as_ref().is_some_and(SmokeReport::failed) {
-        anyhow::bail!("{} is not a valid {} image", a.reference, a.arch);
+        return Err(super::exit::CheckFailed(format!(
+            "{} is not a valid {} image",
+            a.reference, a.arch
+        ))
+        .into());
     }
     Ok(())
 }

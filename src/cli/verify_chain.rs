@@ -1,4 +1,3 @@
-use anyhow::bail;
 use ocipack::index::chain::{verify_chain, Stage, StageStatus};
 use ocipack::platform::PlatformSpec;
 
@@ -59,7 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .stages
             .iter()
             .any(|s| s.status == StageStatus::Unrecorded);
-        bail!(
+        return Err(super::exit::CheckFailed(format!(
             "{}: {} (rebuild from the first one)",
             if unrecorded {
                 "stale or unrecorded stages"
@@ -67,7 +66,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "stale stages"
             },
             report.stale.join(", ")
-        );
+        ))
+        .into());
     }
     Ok(())
 }

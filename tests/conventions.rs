@@ -1,0 +1,283 @@
+//! The conventions a skopeo/crane user expects (issue 13): credential
+//! sources that keep secrets out of argv, containers' auth-file order and
+//! `host/repo` keys, private CAs with `--cert-dir`.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use common::registry::Registry;
+use common::{fixtures, json, ocipack_cmd, require_tool, run_fail, run_ok};
+
+const BASE_AMD64: &str = "sha256:6b242a4976301a05f55f0528e0d8ac0cd345b43c1ff8bae78ac8b4707abb90fc";
+
+fn base_src() -> String {
+    format!("oci:{}:base-amd64", fixtures().join("base").display())
+}
+
+/// `ocipack push base-amd64 DEST --json` with `extra` arguments.
+fn push(dest: &str, extra: &[&str]) -> Command {
+    let mut c = ocipack_cmd();
+    c.args(["push", &base_src(), dest, "--json"])
+        .args(extra)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `cmd` with `input` on stdin; returns (success, stdout, stderr).
+fn with_stdin(cmd: &mut Command, input: &str) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn auth_json(entries: &[(&str, &str)]) -> String {
+    let e: Vec<String> = entries
+        .iter()
+        .map(|(k, up)| {
+            let b = base64::engine::general_purpose::STANDARD.encode(up);
+            format!(r#""{k}":{{"auth":"{b}"}}"#)
+        })
+        .collect();
+    format!(r#"{{"auths":{{{}}}}}"#, e.join(","))
+}
+
+#[test]
+fn passwords_stay_out_of_argv() {
+    let reg = Registry::start_basic("alice", "s3cret");
+
+    // --creds USER --password-stdin
+    let (ok, out, err) = with_stdin(
+        &mut push(&reg.url("c/a:1"), &["--creds", "alice", "--password-stdin"]),
+        "s3cret\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
+
+    // --username with the password in the environment
+    let out =
+        run_ok(push(&reg.url("c/a:2"), &["--username", "alice"]).env("OCIPACK_PASSWORD", "s3cret"));
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
+    // both from the environment
+    run_ok(
+        push(&reg.url("c/a:3"), &[])
+            .env("OCIPACK_USERNAME", "alice")
+            .env("OCIPACK_PASSWORD", "s3cret"),
+    );
+
+    // A user without a password and no terminal to ask on: a clear error.
+    let err = run_fail(&mut push(&reg.url("c/a:4"), &["--creds", "alice"]));
+    assert!(err.contains("no password for alice"), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    let err = run_fail(&mut push(&reg.url("c/a:4"), &["--password-stdin"]));
+    assert!(err.contains("--password-stdin needs"), "{err}");
+    assert!(reg.manifest("c/a", "4").is_none());
+}
+
+#[test]
+fn auth_files_in_order_and_most_specific_key() {
+    let reg = Registry::start_basic("alice", "s3cret");
+    let tmp = tempfile::tempdir().unwrap();
+    let host = reg.host();
+
+    // $XDG_RUNTIME_DIR/containers/auth.json: a wrong host entry, the right
+    // one for c/ok: the repository key wins for c/ok only.
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir_all(runtime.join("containers")).unwrap();
+    std::fs::write(
+        runtime.join("containers/auth.json"),
+        auth_json(&[
+            (&host, "alice:wrong"),
+            (&format!("{host}/c/ok"), "alice:s3cret"),
+        ]),
+    )
+    .unwrap();
+    let out = run_ok(push(&reg.url("c/ok:1"), &[]).env("XDG_RUNTIME_DIR", &runtime));
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
+    let err = run_fail(push(&reg.url("c/other:1"), &[]).env("XDG_RUNTIME_DIR", &runtime));
+    assert!(err.contains("credentials rejected"), "{err}");
+
+    // ~/.config/containers/auth.json comes after it: the runtime file's
+    // host entry (wrong) is found first; alone, the config file works.
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(config.join("containers")).unwrap();
+    std::fs::write(
+        config.join("containers/auth.json"),
+        auth_json(&[(&host, "alice:s3cret")]),
+    )
+    .unwrap();
+    let err = run_fail(
+        push(&reg.url("c/other:2"), &[])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("XDG_CONFIG_HOME", &config),
+    );
+    assert!(err.contains("credentials rejected"), "{err}");
+    run_ok(push(&reg.url("c/other:2"), &[]).env("XDG_CONFIG_HOME", &config));
+
+    // --authfile and $REGISTRY_AUTH_FILE name the only file read.
+    let good = tmp.path().join("good.json");
+    std::fs::write(&good, auth_json(&[(&host, "alice:s3cret")])).unwrap();
+    run_ok(
+        push(
+            &reg.url("c/other:3"),
+            &["--authfile", good.to_str().unwrap()],
+        )
+        .env("XDG_RUNTIME_DIR", &runtime),
+    );
+    run_ok(
+        push(&reg.url("c/other:4"), &[])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("REGISTRY_AUTH_FILE", &good),
+    );
+
+    // --no-creds: nothing is looked up.
+    let err =
+        run_fail(push(&reg.url("c/other:5"), &["--no-creds"]).env("REGISTRY_AUTH_FILE", &good));
+    assert!(err.contains("authentication failed"), "{err}");
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(dir: &Path) {
+    require_tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ocipack test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn private_ca_with_cert_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_certs(tmp.path());
+    let reg = Registry::start_tls(
+        &tmp.path().join("server.pem"),
+        &tmp.path().join("server.key"),
+    );
+    let certs = tmp.path().join("certs.d");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(tmp.path().join("ca.pem"), certs.join("ca.crt")).unwrap();
+
+    // Not in the system store: refused at once, saying what to do.
+    let start = std::time::Instant::now();
+    let err = run_fail(&mut push(&reg.url("tls/base:1"), &[]));
+    assert!(err.contains("TLS certificate not trusted"), "{err}");
+    assert!(err.contains("--cert-dir"), "{err}");
+    assert!(start.elapsed().as_secs() < 10, "a TLS failure was retried");
+
+    let out = run_ok(&mut push(
+        &reg.url("tls/base:1"),
+        &["--cert-dir", certs.to_str().unwrap()],
+    ));
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
+
+    // skopeo, trusting the same directory, reads what was pushed.
+    require_tool("skopeo", "skopeo");
+    let raw = Command::new("skopeo")
+        .env("HOME", tmp.path())
+        .args(["inspect", "--raw", "--cert-dir", certs.to_str().unwrap()])
+        .arg(reg.url("tls/base:1"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let manifest = std::fs::read(
+        fixtures()
+            .join("base/blobs/sha256")
+            .join(BASE_AMD64.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert_eq!(raw.stdout, manifest);
+
+    // A missing --cert-dir is named.
+    let err = run_fail(&mut push(
+        &reg.url("tls/base:2"),
+        &["--cert-dir", "/nonexistent-certs"],
+    ));
+    assert!(err.contains("/nonexistent-certs"), "{err}");
+}
