@@ -10,8 +10,15 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCIPACK_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if args.verbose { "debug" } else { "warn" })
+        tracing_subscriber::EnvFilter::new(match (args.verbose, args.quiet) {
+            (true, _) => "debug",
+            (_, true) => "error",
+            _ => "warn",
+        })
     });
+    if args.quiet {
+        ocipack::registry::Progress::silence();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -281,3 +281,116 @@ fn private_ca_with_cert_dir() {
     ));
     assert!(err.contains("/nonexistent-certs"), "{err}");
 }
+
+/// The exit status and stderr of `ocipack ARGS`.
+fn status(args: &[&str]) -> (i32, String) {
+    let out = ocipack_cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_codes_tell_a_bad_image_from_an_error() {
+    let base = |tag: &str| format!("oci:{}:{tag}", fixtures().join("base").display());
+    // A check that ran and failed: 3.
+    let (code, err) = status(&["verify", &base("base-amd64"), "--arch", "arm64"]);
+    assert_eq!(code, 3, "{err}");
+    // The check could not run: 1.
+    let (code, err) = status(&["verify", "oci:/nonexistent-layout:x", "--arch", "arm64"]);
+    assert_eq!(code, 1, "{err}");
+    // The command line does not parse: 2.
+    let (code, _) = status(&["verify", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    let (_, help) = (0, run_ok(ocipack_cmd().arg("--help")));
+    assert!(help.contains("3 a check failed"), "{help}");
+}
+
+#[test]
+fn platform_quiet_and_digestfile() {
+    let base = format!("oci:{}:base", fixtures().join("base").display());
+    // --platform is --arch, in crane's os/arch[/variant] spelling too.
+    let by_arch = json(&run_ok(
+        ocipack_cmd().args(["inspect", &base, "--arch", "arm64", "--json"]),
+    ));
+    let by_platform = json(&run_ok(ocipack_cmd().args([
+        "inspect",
+        &base,
+        "--platform",
+        "linux/arm64/v8",
+        "--json",
+    ])));
+    assert_eq!(by_arch["digest"], by_platform["digest"]);
+    assert_eq!(
+        by_arch["media_type"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    // verify takes it too (the fixture base is no complete toolchain
+    // image, so both spellings fail the same check).
+    let img = format!("oci:{}:base-amd64", fixtures().join("base").display());
+    let arch = ocipack_cmd()
+        .args(["verify", &img, "--arch", "amd64"])
+        .output()
+        .unwrap();
+    let platform = ocipack_cmd()
+        .args(["verify", &img, "--platform", "linux/amd64"])
+        .output()
+        .unwrap();
+    assert_eq!(arch.status.code(), platform.status.code());
+    assert_eq!(arch.stdout, platform.stdout);
+    let (code, err) = status(&["verify", &img, "--platform", "windows/amd64"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only linux"), "{err}");
+
+    // skopeo's --digestfile format; -q leaves stderr empty.
+    let tmp = tempfile::tempdir().unwrap();
+    let digest_file = tmp.path().join("digest");
+    let out = ocipack_cmd()
+        .args(["-q", "copy", &base_src()])
+        .arg(format!("oci:{}:x", tmp.path().join("l").display()))
+        .arg("--digestfile")
+        .arg(&digest_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&digest_file).unwrap(), BASE_AMD64);
+}
+
+#[test]
+fn completions_and_man_pages() {
+    let script = run_ok(ocipack_cmd().args(["completions", "bash"]));
+    // bash sources it and registers the completion.
+    let mut bash = Command::new("bash")
+        .args(["--norc", "-c", "source /dev/stdin && complete -p ocipack"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bash.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = bash.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ocipack"));
+    assert!(run_ok(ocipack_cmd().args(["completions", "zsh"])).starts_with("#compdef ocipack"));
+    assert!(run_ok(ocipack_cmd().args(["completions", "fish"])).contains("complete -c ocipack"));
+
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(ocipack_cmd().arg("man").arg(dir.path()));
+    let copy = std::fs::read_to_string(dir.path().join("ocipack-copy.1")).unwrap();
+    assert!(copy.contains(".TH ocipack-copy"), "{copy}");
+    assert!(copy.contains("cert\\-dir"), "{copy}");
+    assert!(dir.path().join("ocipack.1").exists());
+}

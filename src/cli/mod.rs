@@ -3,6 +3,7 @@
 mod append;
 mod build;
 mod copy;
+mod docs;
 pub mod exit;
 mod inspect;
 mod manifest;
@@ -27,6 +28,9 @@ pub struct Cli {
     /// Debug logging on stderr (or set OCIPACK_LOG=...).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// No progress bars and no warnings on stderr (errors still print).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +60,11 @@ pub enum Command {
     Verify(verify::Args),
     /// package then wrapper for every arch, then the multi-arch index.
     Build(Box<build::Args>),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(docs::CompletionsArgs),
+    /// Write man pages into a directory (for packagers).
+    #[command(hide = true)]
+    Man(docs::ManArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wrapper(a) => wrapper::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Build(a) => build::run(*a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 

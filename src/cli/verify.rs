@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(value_parser = super::reference_arg)]
     pub reference: Reference,
     /// The architecture it must be for.
-    #[arg(long, value_parser = super::package::arch_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::package::arch_arg)]
     pub arch: TargetArch,
     /// Take allow-lists, required paths and compiler settings from a recipe.
     #[arg(long)]

@@ -8,7 +8,7 @@ pub struct Args {
     #[arg(long = "stage", value_parser = stage_arg, required = true)]
     pub stages: Vec<Stage>,
     /// Pick this platform when references name indexes.
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Print JSON.
     #[arg(long)]
