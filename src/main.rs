@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    if let Err(e) = ocipack::labels::set_prefix(&args.label_prefix) {
+        eprintln!("ocipack: error: --label-prefix: {e}");
+        return ExitCode::from(cli::exit::USAGE);
+    }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

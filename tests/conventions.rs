@@ -394,3 +394,55 @@ fn completions_and_man_pages() {
     assert!(copy.contains("cert\\-dir"), "{copy}");
     assert!(dir.path().join("ocipack.1").exists());
 }
+
+#[test]
+fn label_prefix_is_a_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("out");
+    let s = |p: &Path| p.display().to_string();
+    let package = |prefix: Option<&str>, tag: &str| {
+        let mut c = ocipack_cmd();
+        c.env("SOURCE_DATE_EPOCH", "1700000000").args([
+            "package",
+            "--arch",
+            "amd64",
+            "--base",
+            &format!("oci:{}:base", s(&fixtures().join("base"))),
+            "--artifact",
+            &format!(
+                "oci:{}:cross-android-amd64",
+                s(&fixtures().join("artifacts"))
+            ),
+            "--recipe",
+            &s(&common::repo().join("layouts/fixtures/package.toml")),
+            "--out",
+            &format!("oci:{}:{tag}", s(&layout)),
+            "--run-id",
+            "run-7",
+            "--json",
+        ]);
+        if let Some(p) = prefix {
+            c.env("OCIPACK_LABEL_PREFIX", p);
+        }
+        json(&run_ok(&mut c))
+    };
+    let labels = |tag: &str| {
+        let r = json(&run_ok(ocipack_cmd().args([
+            "inspect",
+            &format!("oci:{}:{tag}", s(&layout)),
+            "--json",
+        ])));
+        r["config"]["labels"].clone()
+    };
+    let default = package(None, "d");
+    let custom = package(Some("com.example.ci"), "c");
+    assert_eq!(labels("d")["org.kataglyphis.run-id"], "run-7");
+    let l = labels("c");
+    assert_eq!(l["com.example.ci.run-id"], "run-7");
+    assert!(l.get("org.kataglyphis.run-id").is_none(), "{l}");
+    assert_ne!(default["digest"], custom["digest"]);
+    // The flag spelling, and a bad prefix is a usage error.
+    let (code, err) = status(&["--label-prefix", "Not A Name", "inspect", "oci:x:y"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("reverse-DNS"), "{err}");
+}

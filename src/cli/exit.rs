@@ -6,7 +6,6 @@ use std::fmt;
 /// Any error: I/O, network, bad input, a registry refusing.
 pub const ERROR: u8 = 1;
 /// The command line does not parse (clap exits with it itself).
-#[allow(dead_code)]
 pub const USAGE: u8 = 2;
 /// A check ran and the image failed it: architecture guards, index gates,
 /// `verify`, `verify-chain`. skopeo and crane have no such code; 3 is the

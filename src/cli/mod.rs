@@ -28,6 +28,16 @@ pub struct Cli {
     /// Debug logging on stderr (or set OCIPACK_LOG=...).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Namespace of the labels ocipack writes and reads (run-id,
+    /// parent-digest, parent-stage, guard-waivers).
+    #[arg(
+        long,
+        global = true,
+        env = "OCIPACK_LABEL_PREFIX",
+        value_name = "PREFIX",
+        default_value = ocipack::labels::DEFAULT_PREFIX
+    )]
+    pub label_prefix: String,
     /// No progress bars and no warnings on stderr (errors still print).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
