@@ -12,8 +12,10 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCIPACK_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(match (args.verbose, args.quiet) {
             (true, _) => "debug",
-            (_, true) => "error",
-            _ => "warn",
+            // rustls-platform-verifier logs each refused certificate at
+            // error level; ocipack's own error says it, with what to do.
+            (_, true) => "error,rustls_platform_verifier=off",
+            _ => "warn,rustls_platform_verifier=off",
         })
     });
     if args.quiet {
