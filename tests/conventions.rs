@@ -226,6 +226,38 @@ fn make_certs(dir: &Path) {
         "-extfile",
         "ext.cnf",
     ]);
+    // A client certificate signed by the same CA.
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=ocipack client",
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.cert",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+    ]);
 }
 
 #[test]
@@ -447,4 +479,32 @@ fn label_prefix_is_a_setting() {
     let (code, err) = status(&["--label-prefix", "Not A Name", "inspect", "oci:x:y"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("reverse-DNS"), "{err}");
+}
+
+#[test]
+fn client_certificate_from_cert_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_certs(tmp.path());
+    let ca = tmp.path().join("ca.pem");
+    let reg = Registry::start_tls_with(
+        &tmp.path().join("server.pem"),
+        &tmp.path().join("server.key"),
+        Some(&ca),
+    );
+    let certs = tmp.path().join("certs.d");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    // The CA alone: the registry refuses the connection.
+    run_fail(&mut push(
+        &reg.url("mtls/base:1"),
+        &["--cert-dir", certs.to_str().unwrap(), "--retries", "0"],
+    ));
+    // With the client pair (NAME.cert + NAME.key) it works.
+    std::fs::copy(tmp.path().join("client.cert"), certs.join("client.cert")).unwrap();
+    std::fs::copy(tmp.path().join("client.key"), certs.join("client.key")).unwrap();
+    let out = run_ok(&mut push(
+        &reg.url("mtls/base:1"),
+        &["--cert-dir", certs.to_str().unwrap()],
+    ));
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
 }

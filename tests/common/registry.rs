@@ -59,14 +59,21 @@ impl Registry {
     /// An anonymous registry serving HTTPS only, with this PEM certificate
     /// (chain) and key (distribution's `http.tls`).
     pub fn start_tls(cert: &Path, key: &Path) -> Registry {
-        Registry::start_full(
-            Auth::None,
-            Some(format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            )),
-        )
+        Registry::start_tls_with(cert, key, None)
+    }
+
+    /// As [`Registry::start_tls`]; with `client_ca`, clients must present
+    /// a certificate signed by it (`http.tls.clientcas`).
+    pub fn start_tls_with(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+        let mut tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        if let Some(ca) = client_ca {
+            tls.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+        }
+        Registry::start_full(Auth::None, Some(tls))
     }
 
     fn start_full(auth: Auth, tls_yaml: Option<String>) -> Registry {
