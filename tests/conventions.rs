@@ -508,3 +508,19 @@ fn client_certificate_from_cert_dir() {
     ));
     assert_eq!(json(&out)["digest"], BASE_AMD64);
 }
+
+#[test]
+fn password_stdin_for_one_side() {
+    let reg = Registry::start_basic("alice", "s3cret");
+    // The source is a layout (no credentials), the destination's user
+    // reads the password from stdin.
+    let (ok, out, err) = with_stdin(
+        &mut push(
+            &reg.url("d/a:1"),
+            &["--dest-creds", "alice", "--password-stdin"],
+        ),
+        "s3cret\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["digest"], BASE_AMD64);
+}

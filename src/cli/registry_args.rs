@@ -136,7 +136,8 @@ impl RegistryArgs {
             .or(self.creds.as_deref())
             .or(self.username.as_deref())
         else {
-            if self.password_stdin {
+            let any_user = self.src_creds.is_some() || self.dest_creds.is_some();
+            if self.password_stdin && !any_user {
                 anyhow::bail!("--password-stdin needs --username USER or --creds USER");
             }
             return Ok(None);
