@@ -524,3 +524,38 @@ fn password_stdin_for_one_side() {
     assert!(ok, "{err}");
     assert_eq!(json(&out)["digest"], BASE_AMD64);
 }
+
+#[test]
+fn password_prompt_on_a_terminal_does_not_echo() {
+    let script = require_tool("script", "util-linux");
+    let reg = Registry::start_basic("alice", "s3cret");
+    let cmd = format!(
+        "'{}' push '{}' '{}' --creds alice",
+        env!("CARGO_BIN_EXE_ocipack"),
+        base_src(),
+        reg.url("tty/a:1")
+    );
+    // `script` gives ocipack a terminal; the password is typed once the
+    // prompt is up.
+    let mut child = Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_CONFIG", "/nonexistent-ocipack-test-docker-config")
+        .env("XDG_RUNTIME_DIR", "/nonexistent-ocipack-test-runtime-dir")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ocipack-test-config-home")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("OCIPACK_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    stdin.write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Password for alice:"), "{text}");
+    assert!(!text.contains("s3cret"), "the password was echoed: {text}");
+    assert!(reg.manifest("tty/a", "1").is_some());
+}

@@ -11,6 +11,7 @@ need=(
   containerd:containerd ctr:containerd runc:runc
   qemu-aarch64-static:qemu-user-static qemu-riscv64-static:qemu-user-static
   htpasswd:apache2-utils update-alternatives:dpkg getfattr:attr zstd:zstd openssl:openssl
+  script:util-linux
   aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu
 )
 missing=()

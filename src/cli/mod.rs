@@ -78,6 +78,15 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let registry = match &cli.command {
+        Command::Copy(a) => Some(&a.registry),
+        Command::Manifest(a) => Some(&a.registry),
+        Command::Build(a) => Some(&a.registry),
+        _ => None,
+    };
+    if let Some(r) = registry {
+        r.prepare()?;
+    }
     match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(*a),

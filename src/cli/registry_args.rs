@@ -153,6 +153,20 @@ impl RegistryArgs {
         }
     }
 
+    /// Reads a password that must come from stdin or the terminal now,
+    /// before any progress bar is drawn over the prompt.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        if !self.no_creds {
+            if !self.src_no_creds {
+                self.explicit_creds(self.src_creds.as_deref())?;
+            }
+            if !self.dest_no_creds {
+                self.explicit_creds(self.dest_creds.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
     fn options(
         &self,
         creds: Option<&str>,

@@ -15,6 +15,8 @@ fn package_of(tool: &str) -> &'static str {
         "update-alternatives" => "dpkg",
         t if t.starts_with("qemu-") => "qemu-user-static",
         "getfattr" | "setfattr" => "attr",
+        "openssl" => "openssl",
+        "script" => "util-linux",
         _ => "the package providing it",
     }
 }
