@@ -335,6 +335,29 @@ fn exit_codes_tell_a_bad_image_from_an_error() {
     // A check that ran and failed: 3.
     let (code, err) = status(&["verify", &base("base-amd64"), "--arch", "arm64"]);
     assert_eq!(code, 3, "{err}");
+    // A guard failing inside package (amd64 payload for arm64): 3.
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = status(&[
+        "package",
+        "--arch",
+        "arm64",
+        "--base",
+        &base("base"),
+        "--artifact",
+        &format!(
+            "oci:{}:cross-android-amd64",
+            fixtures().join("artifacts").display()
+        ),
+        "--recipe",
+        &common::repo()
+            .join("layouts/fixtures/package.toml")
+            .display()
+            .to_string(),
+        "--out",
+        &format!("oci:{}:x", tmp.path().display()),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("guard"), "{err}");
     // The check could not run: 1.
     let (code, err) = status(&["verify", "oci:/nonexistent-layout:x", "--arch", "arm64"]);
     assert_eq!(code, 1, "{err}");
