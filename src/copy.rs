@@ -35,7 +35,6 @@ pub struct CopyOptions {
 pub struct CopyReport {
     pub source: String,
     pub destination: String,
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
     pub size: u64,

@@ -12,9 +12,6 @@ use crate::manifest::canonical_json;
 use crate::platform::TargetArch;
 use crate::recipe::{ConfigEdit, Healthcheck};
 
-pub const LABEL_RUN_ID: &str = "org.kataglyphis.run-id";
-pub const LABEL_PARENT_DIGEST: &str = "org.kataglyphis.parent-digest";
-pub const LABEL_PARENT_STAGE: &str = "org.kataglyphis.parent-stage";
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
@@ -231,10 +228,10 @@ pub fn apply_edit(cfg: &mut Value, edit: &ConfigEdit) -> Result<()> {
 /// Records provenance labels.
 pub fn set_provenance(cfg: &mut Value, p: &Provenance) -> Result<()> {
     let mut labels = BTreeMap::new();
-    labels.insert(LABEL_RUN_ID.to_string(), p.run_id.clone());
-    labels.insert(LABEL_PARENT_DIGEST.to_string(), p.parent_digest.clone());
+    labels.insert(crate::labels::run_id(), p.run_id.clone());
+    labels.insert(crate::labels::parent_digest(), p.parent_digest.clone());
     if let Some(s) = &p.parent_stage {
-        labels.insert(LABEL_PARENT_STAGE.to_string(), s.clone());
+        labels.insert(crate::labels::parent_stage(), s.clone());
     }
     set_labels(cfg, &labels)
 }
@@ -520,7 +517,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(c["config"]["Labels"][LABEL_PARENT_STAGE], "base");
+        assert_eq!(
+            c["config"]["Labels"][crate::labels::parent_stage().as_str()],
+            "base"
+        );
         set_platform(&mut c, TargetArch::Arm64).unwrap();
         assert_eq!(c["variant"], "v8");
         set_platform(&mut c, TargetArch::Riscv64).unwrap();

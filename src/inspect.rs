@@ -11,7 +11,6 @@ use crate::transport::ImageSource;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerInfo {
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -31,7 +30,6 @@ pub struct ConfigSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageInfo {
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -45,7 +43,6 @@ pub struct ImageInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexEntry {
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -68,7 +65,6 @@ pub enum InspectReport {
     },
     Index {
         reference: String,
-        #[serde(rename = "mediaType")]
         media_type: String,
         digest: String,
         size: u64,

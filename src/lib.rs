@@ -19,6 +19,7 @@ pub mod image;
 pub mod imageconfig;
 pub mod index;
 pub mod inspect;
+pub mod labels;
 pub mod layer;
 pub mod layout;
 pub mod manifest;

@@ -470,7 +470,11 @@ fn kill_9_leftovers_are_reported_by_fsck_and_removed_by_the_next_writer() {
     let left = temp_files(&dst);
     assert!(!left.is_empty());
     let out = ocipack(&["fsck", "--json", &oci(&dst, "")]);
-    assert_eq!(out.status.code(), Some(1), "fsck must fail on temp files");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "fsck must fail on temp files (exit 3: a check failed)"
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let listed = report["temp_files"].to_string();
     for p in &left {
@@ -516,7 +520,7 @@ fn fsck_finds_and_repairs_layout_defects() {
         .unwrap();
     fs::write(l.join(".ocipack-tmp-dead"), b"partial").unwrap();
     let out = ocipack(&["fsck", "--json", &oci(&l, "")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["orphans"][0], orphan.digest().to_string(), "{v}");
     assert!(
@@ -542,7 +546,7 @@ fn fsck_finds_and_repairs_layout_defects() {
     bytes[mid] ^= 0xff;
     fs::write(&lp, &bytes).unwrap();
     let out = ocipack(&["fsck", &oci(&l, "")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains(&layer), "{text}");
@@ -573,7 +577,7 @@ fn fsck_finds_and_repairs_layout_defects() {
         .unwrap();
     l2.set_tags(&[("bad".into(), md)]).unwrap();
     let out = ocipack(&["fsck", "--json", &oci(&src, "")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = v["problems"].to_string();
     assert!(
@@ -583,7 +587,7 @@ fn fsck_finds_and_repairs_layout_defects() {
     // A missing config.
     fs::remove_file(blob(&src, &cd)).unwrap();
     let out = ocipack(&["fsck", "--json", &oci(&src, "")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = v["problems"].to_string();
     assert!(

@@ -444,7 +444,7 @@ fn docker_children_give_a_docker_list_and_push_copies_from_another_layout() {
     ]);
     assert_eq!(r["format"], "docker");
     assert_eq!(
-        r["mediaType"],
+        r["media_type"],
         "application/vnd.docker.distribution.manifest.list.v2+json"
     );
     assert_eq!(r["children"][0]["copied"], true);

@@ -12,6 +12,7 @@ need=(
   qemu-aarch64-static:qemu-user-static qemu-riscv64-static:qemu-user-static
   qemu-x86_64-static:qemu-user-static dpkg-deb:dpkg apt-get:apt
   htpasswd:apache2-utils update-alternatives:dpkg getfattr:attr zstd:zstd openssl:openssl
+  script:util-linux
   aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu
   buildah:buildah bsdtar:libarchive-tools python3:python3
 )

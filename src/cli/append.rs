@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, value_parser = super::reference_arg)]
     pub out: Reference,
     /// Platform of the base when it is an index.
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Layer compression: gzip, zstd or none.
     #[arg(long, default_value = "gzip", value_parser = compression_arg)]

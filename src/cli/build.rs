@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ocipack::index::pins::{write_digest_file, Pins};
+use ocipack::index::pins::{write_digest_file, write_digestfile, Pins};
 use ocipack::index::publish::alias_reference;
 use ocipack::index::push::{push_image, push_platform_image, PushedImage};
 use ocipack::index::{plan_index, publish_index, IndexOptions, IndexReport};
@@ -69,8 +69,14 @@ pub struct Args {
     pub force: bool,
     /// Write the pins as JSON {"<ref>": "<repo@sha256:…>"} to this file:
     /// the published images and index with --push, else the layout's.
-    #[arg(long)]
+    /// (`--digest-file` is its former, deprecated name: skopeo's
+    /// `--digestfile` holds one digest, see --digestfile.)
+    #[arg(long = "pins-file", alias = "digest-file", value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
+    /// Write the index digest alone (`sha256:…`, no newline) to this file,
+    /// as skopeo's and podman's --digestfile do.
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<PathBuf>,
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     #[arg(long)]
@@ -301,6 +307,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     super::manifest::warn_forced(&report.index);
     if let Some(path) = &a.digest_file {
         write_digest_file(path, &report.pins)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.digestfile {
+        write_digestfile(path, &report.index.digest)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {

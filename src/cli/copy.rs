@@ -16,8 +16,12 @@ pub struct Args {
     /// Copy every platform of an index (and the index itself).
     #[arg(long, conflicts_with = "arch")]
     pub all: bool,
+    /// Write the digest of the copied manifest or index (`sha256:…`, no
+    /// newline) to this file, as skopeo copy --digestfile does.
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<std::path::PathBuf>,
     /// Copy only this platform of an index.
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Print JSON.
     #[arg(long)]
@@ -86,6 +90,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     progress.finish();
     let report = result.with_context(|| format!("copying {} to {}", a.source, a.destination))?;
     let transfer = log.and_then(|l| l.lock().ok().map(|l| l.clone()));
+    if let Some(path) = &a.digestfile {
+        ocipack::index::pins::write_digestfile(path, &report.digest)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut top = parse_sha256(&report.digest)?;
     if let Reference::DockerArchive { .. } = &a.destination {
         // The archive stores no manifest: pin the one it now presents.

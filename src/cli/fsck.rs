@@ -3,10 +3,6 @@
 use ocipack::fsck::{fsck, Report};
 use ocipack::reference::Reference;
 
-/// Exit code when fsck finds a defect (one constant, so failed checks can
-/// get a code of their own later).
-pub const EXIT_DEFECTS: u8 = 1;
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// `oci:DIR` or `oci-archive:FILE` (a tag or digest is ignored: the
@@ -33,11 +29,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = report.problems.len() + report.orphans.len() + report.temp_files.len();
-    Err(super::Exit {
-        code: EXIT_DEFECTS,
-        message: format!("fsck found {n} defect(s) in {}", report.target),
-    }
-    .into())
+    // A check that ran and failed: exit status 3 (`cli::exit`).
+    Err(super::exit::CheckFailed(format!("fsck found {n} defect(s) in {}", report.target)).into())
 }
 
 fn print_human(r: &Report) {

@@ -10,7 +10,7 @@ pub struct Args {
     #[arg(value_parser = super::reference_arg)]
     pub reference: Reference,
     /// Pick one platform of an index (amd64, arm64, riscv64, or os/arch[/variant]).
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Print JSON.
     #[arg(long)]

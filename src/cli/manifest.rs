@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ocipack::index::children::DEFAULT_TEMPLATE;
-use ocipack::index::pins::write_digest_file;
+use ocipack::index::pins::{write_digest_file, write_digestfile};
 use ocipack::index::publish::alias_reference;
 use ocipack::index::{plan_index, IndexFormat, IndexOptions, IndexReport};
 use ocipack::platform::parse_arch_list;
@@ -48,8 +48,14 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Write the pins as JSON {"<ref>": "<repo@sha256:…>"} to this file.
-    #[arg(long)]
+    /// (`--digest-file` is its former, deprecated name: skopeo's
+    /// `--digestfile` holds one digest, see --digestfile.)
+    #[arg(long = "pins-file", alias = "digest-file", value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
+    /// Write the index digest alone (`sha256:…`, no newline) to this file,
+    /// as skopeo's and podman's --digestfile do.
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -93,6 +99,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write_digest_file(path, &report.pins)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+    }
+    if let Some(path) = a.digestfile.as_ref().filter(|_| !a.dry_run) {
+        write_digestfile(path, &report.digest)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     print(&report, a.json)
 }

@@ -3,10 +3,13 @@
 mod append;
 mod build;
 mod copy;
+mod docs;
+pub mod exit;
 mod fsck;
 mod inspect;
 mod manifest;
 mod package;
+mod password;
 mod registry_args;
 mod unpack;
 mod verify;
@@ -19,12 +22,26 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ocipack",
     version,
-    about = "Assemble, verify and publish multi-arch OCI images without a daemon"
+    about = "Assemble, verify and publish multi-arch OCI images without a daemon",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     /// Debug logging on stderr (or set OCIPACK_LOG=...).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Namespace of the labels ocipack writes and reads (run-id,
+    /// parent-digest, parent-stage, guard-waivers).
+    #[arg(
+        long,
+        global = true,
+        env = "OCIPACK_LABEL_PREFIX",
+        value_name = "PREFIX",
+        default_value = ocipack::labels::DEFAULT_PREFIX
+    )]
+    pub label_prefix: String,
+    /// No progress bars and no warnings on stderr (errors still print).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,7 +61,7 @@ pub enum Command {
     Fsck(fsck::Args),
     /// Build and publish a multi-arch index from per-arch images, behind
     /// the completeness, coherence and freshness gates.
-    Manifest(manifest::Args),
+    Manifest(Box<manifest::Args>),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
     /// Add directories as new layers on top of an image (umoci insert / crane append).
@@ -56,39 +73,40 @@ pub enum Command {
     /// Run the architecture guards on any image.
     Verify(verify::Args),
     /// package then wrapper for every arch, then the multi-arch index.
-    Build(build::Args),
+    Build(Box<build::Args>),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(docs::CompletionsArgs),
+    /// Write man pages into a directory (for packagers).
+    #[command(hide = true)]
+    Man(docs::ManArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let registry = match &cli.command {
+        Command::Copy(a) => Some(&a.registry),
+        Command::Manifest(a) => Some(&a.registry),
+        Command::Build(a) => Some(&a.registry),
+        _ => None,
+    };
+    if let Some(r) = registry {
+        r.prepare()?;
+    }
     match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(*a),
         Command::Unpack(a) => unpack::run(a),
         Command::Fsck(a) => fsck::run(a),
-        Command::Manifest(a) => manifest::run(a),
+        Command::Manifest(a) => manifest::run(*a),
         Command::VerifyChain(a) => verify_chain::run(a),
         Command::Append(a) => append::run(a),
         Command::Package(a) => package::run(a),
         Command::Wrapper(a) => wrapper::run(a),
         Command::Verify(a) => verify::run(a),
-        Command::Build(a) => build::run(a),
+        Command::Build(a) => build::run(*a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
-
-/// A failure with its own exit code (the report is already printed).
-#[derive(Debug)]
-pub struct Exit {
-    pub code: u8,
-    pub message: String,
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Exit {}
 
 /// An error and its causes on one line, each cause once: library errors
 /// already show their cause (`path: No space left on device`), so a cause

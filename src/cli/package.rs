@@ -13,7 +13,7 @@ use ocipack::step::StepReport;
 #[derive(Debug, clap::Args)]
 pub struct StepArgs {
     /// Target architecture (amd64, arm64, riscv64).
-    #[arg(long, value_parser = arch_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = arch_arg)]
     pub arch: TargetArch,
     /// The image to build on (its layers are reused byte for byte).
     #[arg(long, value_parser = super::reference_arg)]
@@ -60,8 +60,15 @@ pub struct Args {
     pub artifact: Option<Reference>,
 }
 
+/// Parses `--arch`/`--platform`: `arm64`, or `linux/arm64[/v8]` as crane
+/// and Docker write it (images built here are Linux ones).
 pub fn arch_arg(s: &str) -> Result<TargetArch, String> {
-    s.parse().map_err(|e: ocipack::Error| e.to_string())
+    let arch = match s.split_once('/') {
+        Some(("linux", rest)) => rest,
+        Some((os, _)) => return Err(format!("{s:?}: only linux images are built here, not {os}")),
+        None => s,
+    };
+    arch.parse().map_err(|e: ocipack::Error| e.to_string())
 }
 
 fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {

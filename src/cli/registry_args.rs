@@ -16,16 +16,47 @@ pub type SharedLog = Arc<Mutex<TransferLog>>;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
-    /// Registry credentials for source and destination (else auth.json,
-    /// Docker's config.json and its credential helpers are used).
-    #[arg(long, value_name = "USER:PASSWORD")]
+    /// Registry credentials for source and destination (else the auth
+    /// files and credential helpers are used). With USER alone the password
+    /// comes from --password-stdin, $OCIPACK_PASSWORD or a terminal prompt,
+    /// which keeps it out of argv.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
     pub creds: Option<String>,
     /// Credentials for the source registry only.
-    #[arg(long, value_name = "USER:PASSWORD")]
+    #[arg(long, value_name = "USER[:PASSWORD]")]
     pub src_creds: Option<String>,
     /// Credentials for the destination registry only.
-    #[arg(long, value_name = "USER:PASSWORD")]
+    #[arg(long, value_name = "USER[:PASSWORD]")]
     pub dest_creds: Option<String>,
+    /// The user name (as --creds USER); its password as for --creds USER.
+    #[arg(long, env = "OCIPACK_USERNAME", value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the password from the first line of stdin (docker/oras login).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Anonymous access: no credentials are looked up or sent.
+    #[arg(long, conflicts_with_all = ["creds", "password_stdin"])]
+    pub no_creds: bool,
+    /// Anonymous access to the source registry.
+    #[arg(long, conflicts_with = "src_creds")]
+    pub src_no_creds: bool,
+    /// Anonymous access to the destination registry.
+    #[arg(long, conflicts_with = "dest_creds")]
+    pub dest_no_creds: bool,
+    /// The one auth file to read (containers' auth.json format); default:
+    /// $REGISTRY_AUTH_FILE, else the containers and Docker files (README).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<std::path::PathBuf>,
+    /// CAs (*.crt) and a client certificate (NAME.cert + NAME.key) for the
+    /// registries, added to the system trust store (skopeo's layout).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<std::path::PathBuf>,
+    /// As --cert-dir, for the source registry only.
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<std::path::PathBuf>,
+    /// As --cert-dir, for the destination registry only.
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<std::path::PathBuf>,
     /// Allow plain HTTP and unverified TLS for registries that are not on
     /// loopback (loopback registries may always use plain HTTP).
     #[arg(long)]
@@ -103,13 +134,62 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl RegistryArgs {
-    fn options(&self, creds: Option<&str>, progress: &Progress) -> anyhow::Result<RegistryOptions> {
-        let creds = creds
+    /// Credentials given on the command line or in the environment for one
+    /// side (`side_creds` is `--src-creds`/`--dest-creds`).
+    fn explicit_creds(&self, side_creds: Option<&str>) -> anyhow::Result<Option<Credentials>> {
+        let Some(given) = side_creds
             .or(self.creds.as_deref())
-            .map(Credentials::parse)
-            .transpose()?;
+            .or(self.username.as_deref())
+        else {
+            let any_user = self.src_creds.is_some() || self.dest_creds.is_some();
+            if self.password_stdin && !any_user {
+                anyhow::bail!("--password-stdin needs --username USER or --creds USER");
+            }
+            return Ok(None);
+        };
+        match given.split_once(':') {
+            Some((u, p)) if !u.is_empty() => Ok(Some(Credentials::new(u, p))),
+            Some(_) => anyhow::bail!("--creds {given:?}: the user name is empty"),
+            None if given.is_empty() => anyhow::bail!("--creds: the user name is empty"),
+            None => {
+                let pass = super::password::password(given, self.password_stdin)?;
+                Ok(Some(Credentials::new(given, pass)))
+            }
+        }
+    }
+
+    /// Reads a password that must come from stdin or the terminal now,
+    /// before any progress bar is drawn over the prompt.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        if !self.no_creds {
+            if !self.src_no_creds {
+                self.explicit_creds(self.src_creds.as_deref())?;
+            }
+            if !self.dest_no_creds {
+                self.explicit_creds(self.dest_creds.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn options(
+        &self,
+        creds: Option<&str>,
+        anonymous: bool,
+        cert_dir: Option<&std::path::Path>,
+        progress: &Progress,
+    ) -> anyhow::Result<RegistryOptions> {
+        let anonymous = anonymous || self.no_creds;
+        let creds = if anonymous {
+            None
+        } else {
+            self.explicit_creds(creds)?
+        };
         Ok(RegistryOptions {
             creds,
+            anonymous,
+            authfile: self.authfile.clone(),
+            cert_dir: cert_dir.or(self.cert_dir.as_deref()).map(Into::into),
             insecure: self.insecure,
             chunk_size: self.chunk_size,
             jobs: self.jobs.max(1),
@@ -127,12 +207,22 @@ impl RegistryArgs {
 
     /// Options for reading sources (`--src-creds`, else `--creds`).
     pub fn source_options(&self, progress: &Progress) -> anyhow::Result<RegistryOptions> {
-        self.options(self.src_creds.as_deref(), progress)
+        self.options(
+            self.src_creds.as_deref(),
+            self.src_no_creds,
+            self.src_cert_dir.as_deref(),
+            progress,
+        )
     }
 
     /// Options for the destination (`--dest-creds`, else `--creds`).
     pub fn dest_options(&self, progress: &Progress) -> anyhow::Result<RegistryOptions> {
-        self.options(self.dest_creds.as_deref(), progress)
+        self.options(
+            self.dest_creds.as_deref(),
+            self.dest_no_creds,
+            self.dest_cert_dir.as_deref(),
+            progress,
+        )
     }
 
     /// Opens the source; registries get these options.
@@ -144,7 +234,12 @@ impl RegistryArgs {
         let src: Box<dyn ImageSource> = match r {
             Reference::Registry(reg) => Box::new(RegistrySource::open(
                 reg,
-                &self.options(self.src_creds.as_deref(), progress)?,
+                &self.options(
+                    self.src_creds.as_deref(),
+                    self.src_no_creds,
+                    self.src_cert_dir.as_deref(),
+                    progress,
+                )?,
             )?),
             other => open_source(other)?,
         };
@@ -162,7 +257,12 @@ impl RegistryArgs {
     ) -> anyhow::Result<(Box<dyn ImageSink>, Option<SharedLog>)> {
         match dst {
             Reference::Registry(reg) => {
-                let mut opts = self.options(self.dest_creds.as_deref(), progress)?;
+                let mut opts = self.options(
+                    self.dest_creds.as_deref(),
+                    self.dest_no_creds,
+                    self.dest_cert_dir.as_deref(),
+                    progress,
+                )?;
                 if let Reference::Registry(s) = src {
                     if s.host == reg.host && s.repository != reg.repository {
                         opts.mount_from.insert(0, s.repository.clone());

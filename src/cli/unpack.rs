@@ -14,7 +14,7 @@ pub struct Args {
     /// Target directory (absent or empty).
     pub dir: PathBuf,
     /// Platform to unpack when the reference is an index.
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Print JSON.
     #[arg(long)]

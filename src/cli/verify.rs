@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(value_parser = super::reference_arg)]
     pub reference: Reference,
     /// The architecture it must be for.
-    #[arg(long, value_parser = super::package::arch_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::package::arch_arg)]
     pub arch: TargetArch,
     /// Take allow-lists, required paths and compiler settings from a recipe.
     #[arg(long)]
@@ -82,7 +82,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     if !report.ok() || smoke.as_ref().is_some_and(SmokeReport::failed) {
-        anyhow::bail!("{} is not a valid {} image", a.reference, a.arch);
+        return Err(super::exit::CheckFailed(format!(
+            "{} is not a valid {} image",
+            a.reference, a.arch
+        ))
+        .into());
     }
     Ok(())
 }

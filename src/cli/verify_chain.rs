@@ -1,4 +1,3 @@
-use anyhow::bail;
 use ocipack::index::chain::{verify_chain, Stage, StageStatus};
 use ocipack::platform::PlatformSpec;
 
@@ -9,7 +8,7 @@ pub struct Args {
     #[arg(long = "stage", value_parser = stage_arg, required = true)]
     pub stages: Vec<Stage>,
     /// Pick this platform when references name indexes.
-    #[arg(long, value_parser = super::platform_arg)]
+    #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
     /// Print JSON.
     #[arg(long)]
@@ -59,7 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .stages
             .iter()
             .any(|s| s.status == StageStatus::Unrecorded);
-        bail!(
+        return Err(super::exit::CheckFailed(format!(
             "{}: {} (rebuild from the first one)",
             if unrecorded {
                 "stale or unrecorded stages"
@@ -67,7 +66,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 "stale stages"
             },
             report.stale.join(", ")
-        );
+        ))
+        .into());
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! impossible to publish. Each guard reports *every* offender (path and
 //! what was found), not just the first. A guard fails the step unless it
 //! is waived by name; a waived guard still runs, and the waiver is recorded
-//! in the image (label [`WAIVER_LABEL`]).
+//! in the image (label [`waiver_label`]).
 //!
 //! Guards work on an [`ImageTree`] (the merged view of the image, resolved
 //! inside the image, never on the host); the ELF guard can also consume a
@@ -22,7 +22,7 @@ use crate::recipe::GuardSettings;
 use crate::tree::ImageTree;
 
 /// Label recording the waivers an image was built with.
-pub const WAIVER_LABEL: &str = "org.kataglyphis.guard-waivers";
+pub use crate::labels::guard_waivers as waiver_label;
 
 /// One thing wrong, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::resolve_image;
-use crate::index::provenance::{Provenance, BASE_DIGEST, PARENT_DIGEST};
+use crate::index::provenance::{Provenance, BASE_DIGEST};
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
 use crate::transport::open_source;
@@ -125,7 +125,10 @@ pub fn verify_chain(stages: &[Stage], platform: Option<&PlatformSpec>) -> Result
                 }
             }
             let recorded: Vec<Recorded> = [
-                (format!("label {PARENT_DIGEST}"), &prov.parent_digest),
+                (
+                    format!("label {}", crate::labels::parent_digest()),
+                    &prov.parent_digest,
+                ),
                 (format!("annotation {BASE_DIGEST}"), &prov.base_digest),
             ]
             .into_iter()

@@ -51,7 +51,6 @@ pub struct ChildInfo {
     /// Where it was read (normally a tag).
     pub reference: String,
     pub digest: String,
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub size: u64,
     /// `os/arch[/variant]` of the index entry.

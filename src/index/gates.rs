@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::index::children::{ChildInfo, MissingChild};
-use crate::index::provenance::{PARENT_STAGE, REVISION, RUN_ID};
+use crate::index::provenance::REVISION;
 use crate::platform::TargetArch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,21 +127,24 @@ pub fn coherence(children: &[ChildInfo], require_provenance: bool) -> GateResult
         .map(|c| (c, c.provenance.run_id.as_deref()))
         .collect();
     let present: BTreeSet<&str> = run_ids.iter().filter_map(|(_, r)| *r).collect();
+    let run_id_label = crate::labels::run_id();
     if present.is_empty() {
         if !children.is_empty() {
             if require_provenance {
                 problems.push(format!(
-                    "no child carries the {RUN_ID} label, so nothing shows they belong together"
+                    "no child carries the {run_id_label} label, so nothing shows they belong together"
                 ));
             } else {
-                notes.push(format!("no child carries {RUN_ID}; run ids not compared"));
+                notes.push(format!(
+                    "no child carries {run_id_label}; run ids not compared"
+                ));
             }
         }
     } else {
         for (c, r) in &run_ids {
             if r.is_none() {
                 problems.push(format!(
-                    "{} ({}) has no {RUN_ID} label",
+                    "{} ({}) has no {run_id_label} label",
                     c.arch, c.reference
                 ));
             }
@@ -156,8 +159,11 @@ pub fn coherence(children: &[ChildInfo], require_provenance: bool) -> GateResult
         }
     }
     for (label, get) in [
-        (PARENT_STAGE, parent_stage as fn(&ChildInfo) -> Option<&str>),
-        (REVISION, revision),
+        (
+            crate::labels::parent_stage(),
+            parent_stage as fn(&ChildInfo) -> Option<&str>,
+        ),
+        (REVISION.to_string(), revision),
     ] {
         let values: Vec<(&ChildInfo, Option<&str>)> =
             children.iter().map(|c| (c, get(c))).collect();

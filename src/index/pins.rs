@@ -20,9 +20,23 @@ pub fn write_digest_file(path: &Path, pins: &Pins) -> Result<()> {
     atomic::write_file(path, &bytes)
 }
 
+/// Writes one manifest digest (`sha256:…`, no newline) atomically: the
+/// format of skopeo's and podman's `--digestfile`.
+pub fn write_digestfile(path: &Path, digest: &str) -> Result<()> {
+    atomic::write_file(path, digest.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digestfile_is_skopeos_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("digest");
+        write_digestfile(&p, "sha256:ab").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"sha256:ab");
+    }
 
     #[test]
     fn writes_sorted_json() {

@@ -8,12 +8,6 @@ use serde::Serialize;
 
 use crate::image::ResolvedImage;
 
-/// Label: the id of the pipeline run that built the image.
-pub const RUN_ID: &str = "org.kataglyphis.run-id";
-/// Label: the digest of the image this one was built on.
-pub const PARENT_DIGEST: &str = "org.kataglyphis.parent-digest";
-/// Label: the name of the stage this one was built on (`package`, ...).
-pub const PARENT_STAGE: &str = "org.kataglyphis.parent-stage";
 /// Label: the source revision (git commit) the image was built from.
 pub const REVISION: &str = "org.opencontainers.image.revision";
 /// Manifest annotation: the digest of the base image.
@@ -47,9 +41,9 @@ impl Provenance {
         let label = |k: &str| labels.get(k).filter(|v| !v.trim().is_empty()).cloned();
         let annotation = |k: &str| ann.get(k).filter(|v| !v.trim().is_empty()).cloned();
         Provenance {
-            run_id: label(RUN_ID),
-            parent_stage: label(PARENT_STAGE),
-            parent_digest: label(PARENT_DIGEST),
+            run_id: label(&crate::labels::run_id()),
+            parent_stage: label(&crate::labels::parent_stage()),
+            parent_digest: label(&crate::labels::parent_digest()),
             revision: label(REVISION),
             base_digest: annotation(BASE_DIGEST),
             base_name: annotation(BASE_NAME),

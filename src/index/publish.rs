@@ -114,7 +114,6 @@ pub struct ChildReport {
 pub struct IndexReport {
     pub image: String,
     pub digest: String,
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub size: u64,
     pub format: IndexFormat,

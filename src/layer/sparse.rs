@@ -80,7 +80,7 @@ pub fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<P
                     .filter(|p| !p.is_empty())
                     .map(|p| num(p, "GNU.sparse.map"))
                     .collect::<io::Result<_>>()?;
-                if nums.len() % 2 != 0 {
+                if !nums.len().is_multiple_of(2) {
                     return Err(bad("PAX sparse file: odd GNU.sparse.map"));
                 }
                 nums.chunks(2).map(|c| (c[0], c[1])).collect()

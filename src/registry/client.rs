@@ -139,10 +139,34 @@ impl RegistryClient {
     /// A client for `host` that will ask for `scopes` (e.g.
     /// `repository:team/app:pull,push`) when the registry wants tokens.
     pub fn new(host: &str, scopes: Vec<String>, opts: &RegistryOptions) -> Result<RegistryClient> {
+        Self::for_repository(host, "", scopes, opts)
+    }
+
+    /// As [`RegistryClient::new`], looking credentials up for `repository`
+    /// (a `host/repo` entry of an auth file beats a `host` one).
+    pub fn for_repository(
+        host: &str,
+        repository: &str,
+        scopes: Vec<String>,
+        opts: &RegistryOptions,
+    ) -> Result<RegistryClient> {
         // ring is the one TLS crypto provider compiled in; installing it
         // twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        // Private CAs are added to the system trust store (rustls-platform-
+        // verifier, reqwest's default), as skopeo's --cert-dir does.
+        let certs = super::tls::load(
+            &super::tls::cert_dirs(host, opts.cert_dir.as_deref()),
+            opts.cert_dir.is_some(),
+        )?;
+        let mut builder = reqwest::Client::builder();
+        for root in certs.roots {
+            builder = builder.add_root_certificate(root);
+        }
+        if let Some(id) = certs.identity {
+            builder = builder.identity(id);
+        }
+        let http = builder
             .user_agent(concat!("ocipack/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(opts.stall_timeout)
@@ -153,7 +177,8 @@ impl RegistryClient {
             .map_err(|e| Error::Unsupported(format!("cannot build an HTTP client: {e}")))?;
         let creds = match &opts.creds {
             Some(c) => Some(c.clone()),
-            None => super::creds::lookup(host)?,
+            None if opts.anonymous => None,
+            None => super::creds::lookup(host, repository, opts.authfile.as_deref())?,
         };
         Ok(RegistryClient {
             inner: Arc::new(Inner {
@@ -259,6 +284,7 @@ impl RegistryClient {
         let mut last = String::new();
         let mut transient = true;
         let mut retry_after_hint = None;
+        let mut tls_problem = None;
         for scheme in schemes {
             let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
                 Failure::Fatal(Error::invalid(
@@ -301,6 +327,10 @@ impl RegistryClient {
                     }
                     last.push_str(&format!("GET {url} answered {}", r.status()));
                 }
+                Err(e) if super::tls::certificate_problem(&e).is_some() => {
+                    transient = false;
+                    tls_problem = super::tls::certificate_problem(&e);
+                }
                 Err(e) => {
                     transient = true;
                     let reason = match classify(&e) {
@@ -317,6 +347,16 @@ impl RegistryClient {
                     last.push_str(&reason);
                 }
             }
+        }
+        if let Some(problem) = tls_problem {
+            return Err(Failure::Fatal(Error::Registry {
+                registry: self.inner.registry.clone(),
+                what: format!("https://{host}/v2/"),
+                reason: format!(
+                    "{problem}; trust the registry's CA with --cert-dir DIR (DIR/*.crt) or \
+                     /etc/containers/certs.d/{host}/ca.crt, or use --insecure"
+                ),
+            }));
         }
         if transient {
             Err(Failure::Transient {

@@ -68,21 +68,84 @@ fn docker_hub(host: &str) -> bool {
     )
 }
 
-/// Looks credentials for `host` up in the usual files, in the order
-/// containers tools use: `$REGISTRY_AUTH_FILE`, then Docker's config.
-pub fn lookup(host: &str) -> Result<Option<Credentials>> {
-    let mut files = Vec::new();
-    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
-        files.push(PathBuf::from(p));
+/// One file credentials may be read from. `legacy` is Docker's old
+/// `~/.dockercfg`: a bare map of keys to entries, keys naming hosts only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFile {
+    pub path: PathBuf,
+    pub legacy: bool,
+}
+
+impl AuthFile {
+    fn new(path: PathBuf) -> AuthFile {
+        AuthFile {
+            path,
+            legacy: false,
+        }
     }
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-        files.push(Path::new(&d).join("config.json"));
-    } else if let Some(h) = std::env::var_os("HOME") {
-        files.push(Path::new(&h).join(".docker").join("config.json"));
+}
+
+/// The files searched for credentials, in containers/image's order
+/// (containers-auth.json(5), `pkg/docker/config`): a file named by
+/// `--authfile` or `$REGISTRY_AUTH_FILE` is the only one read; else
+/// `$XDG_RUNTIME_DIR/containers/auth.json` (`/run/containers/$UID/auth.json`
+/// without it), `$XDG_CONFIG_HOME/containers/auth.json`
+/// (`~/.config/containers/auth.json`), Docker's `$DOCKER_CONFIG/config.json`
+/// (`~/.docker/config.json`), and the legacy `~/.dockercfg`.
+pub fn auth_files(authfile: Option<&Path>) -> Vec<AuthFile> {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    auth_files_from(authfile, &|k| std::env::var_os(k), uid)
+}
+
+fn auth_files_from(
+    authfile: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    uid: u32,
+) -> Vec<AuthFile> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(f) = authfile
+        .map(Path::to_path_buf)
+        .or_else(|| set("REGISTRY_AUTH_FILE"))
+    {
+        return vec![AuthFile::new(f)];
     }
-    for f in files {
-        if let Some(c) = lookup_in_file(&f, host)? {
-            tracing::debug!("credentials for {host} from {}", f.display());
+    let home = set("HOME");
+    let mut files = vec![AuthFile::new(match set("XDG_RUNTIME_DIR") {
+        Some(d) => d.join("containers/auth.json"),
+        None => PathBuf::from(format!("/run/containers/{uid}/auth.json")),
+    })];
+    if let Some(d) = set("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config"))) {
+        files.push(AuthFile::new(d.join("containers/auth.json")));
+    }
+    if let Some(d) = set("DOCKER_CONFIG") {
+        files.push(AuthFile::new(d.join("config.json")));
+    } else if let Some(h) = &home {
+        files.push(AuthFile::new(h.join(".docker/config.json")));
+    }
+    if let Some(h) = &home {
+        files.push(AuthFile {
+            path: h.join(".dockercfg"),
+            legacy: true,
+        });
+    }
+    files
+}
+
+/// Looks credentials for `repository` of `host` up in [`auth_files`]; the
+/// first file with a matching entry wins, and within a file the most
+/// specific key (`host/ns/repo`, then `host/ns`, then `host`).
+pub fn lookup(
+    host: &str,
+    repository: &str,
+    authfile: Option<&Path>,
+) -> Result<Option<Credentials>> {
+    for f in auth_files(authfile) {
+        if let Some(c) = lookup_in_file(&f, host, repository)? {
+            tracing::debug!(
+                "credentials for {host}/{repository} from {}",
+                f.path.display()
+            );
             return Ok(Some(c));
         }
     }
@@ -111,33 +174,83 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-/// The registry host a key of `auths`/`credHelpers` names: keys may be
-/// `host`, `https://host`, `http://host/v1/`, ...
-fn key_host(key: &str) -> &str {
-    let k = key
+/// The registry host a URL-form key names (`https://host/v1/` -> `host`);
+/// other keys are kept whole, so `host/ns` stays a namespace key. Legacy
+/// files name hosts only.
+fn normalize_key(key: &str, legacy: bool) -> &str {
+    let stripped = key
         .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    k.split('/').next().unwrap_or(k)
+        .or_else(|| key.strip_prefix("http://"));
+    match stripped {
+        Some(k) => k.split('/').next().unwrap_or(k),
+        None if legacy => key.split('/').next().unwrap_or(key),
+        None => key,
+    }
 }
 
-fn key_matches(key: &str, host: &str) -> bool {
-    let kh = key_host(key);
-    kh == host || (docker_hub(host) && docker_hub(kh))
+fn host_matches(key_host: &str, host: &str) -> bool {
+    key_host == host || (docker_hub(host) && docker_hub(key_host))
 }
 
-fn lookup_in_file(path: &Path, host: &str) -> Result<Option<Credentials>> {
+/// The keys that may hold credentials for `host/repository`, most specific
+/// first: `host/a/b`, `host/a`, `host`.
+fn lookup_keys(host: &str, repository: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut key = if repository.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}/{repository}")
+    };
+    loop {
+        keys.push(key.clone());
+        match key.rfind('/') {
+            Some(i) => key.truncate(i),
+            None => break,
+        }
+    }
+    keys
+}
+
+fn lookup_in_file(file: &AuthFile, host: &str, repository: &str) -> Result<Option<Credentials>> {
+    let path = file.path.as_path();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let cfg: ConfigFile =
-        serde_json::from_slice(&bytes).map_err(|e| Error::json(path.display().to_string(), e))?;
-    if let Some((_, helper)) = cfg.cred_helpers.iter().find(|(k, _)| key_matches(k, host)) {
+    let json_err = |e| Error::json(path.display().to_string(), e);
+    let cfg: ConfigFile = if file.legacy {
+        ConfigFile {
+            auths: serde_json::from_slice(&bytes).map_err(json_err)?,
+            ..ConfigFile::default()
+        }
+    } else {
+        serde_json::from_slice(&bytes).map_err(json_err)?
+    };
+    // Helpers are per host, as in Docker and containers/image.
+    if let Some((_, helper)) = cfg
+        .cred_helpers
+        .iter()
+        .find(|(k, _)| host_matches(normalize_key(k, true), host))
+    {
         return run_helper(helper, host);
     }
-    if let Some((_, entry)) = cfg.auths.iter().find(|(k, _)| key_matches(k, host)) {
+    // Exact keys, most specific first (a `host/repo` key beats `host`)...
+    let keys = if file.legacy {
+        vec![host.to_string()]
+    } else {
+        lookup_keys(host, repository)
+    };
+    let exact = keys
+        .iter()
+        .find_map(|k| cfg.auths.get_key_value(k.as_str()));
+    // ...then keys naming the host in another form (URLs, Docker Hub's).
+    let entry = exact.or_else(|| {
+        cfg.auths
+            .iter()
+            .find(|(k, _)| host_matches(normalize_key(k, file.legacy), host))
+    });
+    if let Some((_, entry)) = entry {
         if let Some(c) = entry_credentials(entry, path)? {
             return Ok(Some(c));
         }
@@ -269,19 +382,119 @@ mod tests {
             }}"#,
         )
         .unwrap();
-        let hub = lookup_in_file(&p, "docker.io").unwrap().unwrap();
+        let hub = lookup_in_file(&af(&p), "docker.io", "library/x")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (hub.username.as_str(), hub.password.as_str()),
             ("hub", "secret")
         );
-        let local = lookup_in_file(&p, "127.0.0.1:5000").unwrap().unwrap();
+        let local = lookup_in_file(&af(&p), "127.0.0.1:5000", "x")
+            .unwrap()
+            .unwrap();
         assert_eq!(local, Credentials::new("u", "p"));
-        let gh = lookup_in_file(&p, "ghcr.io").unwrap().unwrap();
+        let gh = lookup_in_file(&af(&p), "ghcr.io", "x").unwrap().unwrap();
         assert_eq!(gh.identity_token.as_deref(), Some("tok"));
-        assert!(lookup_in_file(&p, "quay.io").unwrap().is_none());
-        assert!(lookup_in_file(&dir.path().join("missing"), "x")
+        assert!(lookup_in_file(&af(&p), "quay.io", "x").unwrap().is_none());
+        assert!(lookup_in_file(&af(&dir.path().join("missing")), "x", "y")
             .unwrap()
             .is_none());
+    }
+
+    fn af(p: &Path) -> AuthFile {
+        AuthFile::new(p.to_path_buf())
+    }
+
+    #[test]
+    fn most_specific_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("auth.json");
+        // base64 of "host:h", "ns:n", "repo:r"
+        std::fs::write(
+            &p,
+            r#"{"auths":{
+                "reg.example":{"auth":"aG9zdDpo"},
+                "reg.example/team":{"auth":"bnM6bg=="},
+                "reg.example/team/app":{"auth":"cmVwbzpy"},
+                "other.example/team":{"auth":"bnM6bg=="}
+            }}"#,
+        )
+        .unwrap();
+        let user = |host: &str, repo: &str| {
+            lookup_in_file(&af(&p), host, repo)
+                .unwrap()
+                .map(|c| c.username)
+        };
+        assert_eq!(user("reg.example", "team/app").as_deref(), Some("repo"));
+        assert_eq!(user("reg.example", "team/app/sub").as_deref(), Some("repo"));
+        assert_eq!(user("reg.example", "team/db").as_deref(), Some("ns"));
+        assert_eq!(user("reg.example", "teamx/app").as_deref(), Some("host"));
+        assert_eq!(user("reg.example", "").as_deref(), Some("host"));
+        // A namespace key never stands for its whole host.
+        assert_eq!(user("other.example", "elsewhere/app"), None);
+        assert_eq!(user("other.example", "team/app").as_deref(), Some("ns"));
+    }
+
+    #[test]
+    fn legacy_dockercfg_is_a_bare_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".dockercfg");
+        std::fs::write(&p, r#"{"https://reg.example/v1/":{"auth":"aG9zdDpo"}}"#).unwrap();
+        let f = AuthFile {
+            path: p,
+            legacy: true,
+        };
+        let c = lookup_in_file(&f, "reg.example", "a/b").unwrap().unwrap();
+        assert_eq!(c, Credentials::new("host", "h"));
+    }
+
+    #[test]
+    fn auth_files_in_containers_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let paths = |files: Vec<AuthFile>| {
+            files
+                .into_iter()
+                .map(|f| (f.path.display().to_string(), f.legacy))
+                .collect::<Vec<_>>()
+        };
+        let own = |p: &str| (p.to_string(), false);
+        let all = env(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
+        assert_eq!(
+            paths(auth_files_from(None, &all, 7)),
+            [
+                own("/run/user/7/containers/auth.json"),
+                own("/h/.config/containers/auth.json"),
+                own("/h/.docker/config.json"),
+                ("/h/.dockercfg".to_string(), true),
+            ]
+        );
+        let xdg = env(&[
+            ("HOME", "/h"),
+            ("XDG_CONFIG_HOME", "/cfg"),
+            ("DOCKER_CONFIG", "/dc"),
+        ]);
+        assert_eq!(
+            paths(auth_files_from(None, &xdg, 7)),
+            [
+                own("/run/containers/7/auth.json"),
+                own("/cfg/containers/auth.json"),
+                own("/dc/config.json"),
+                ("/h/.dockercfg".to_string(), true),
+            ]
+        );
+        // An explicit file is the only one read; --authfile beats the variable.
+        let named = env(&[("HOME", "/h"), ("REGISTRY_AUTH_FILE", "/ra.json")]);
+        assert_eq!(paths(auth_files_from(None, &named, 7)), [own("/ra.json")]);
+        assert_eq!(
+            paths(auth_files_from(Some(Path::new("/flag.json")), &named, 7)),
+            [own("/flag.json")]
+        );
     }
 
     #[test]
@@ -298,9 +511,9 @@ mod tests {
         let p = dir.path().join("config.json");
         std::fs::write(&p, r#"{"credsStore":"fake"}"#).unwrap();
         // The helper is found on PATH, as Docker finds it.
-        let got = with_path(dir.path(), || lookup_in_file(&p, "reg.example"));
+        let got = with_path(dir.path(), || lookup_in_file(&af(&p), "reg.example", "x"));
         assert_eq!(got.unwrap().unwrap(), Credentials::new("hu", "hs"));
-        let none = with_path(dir.path(), || lookup_in_file(&p, "other.example"));
+        let none = with_path(dir.path(), || lookup_in_file(&af(&p), "other.example", "x"));
         assert!(none.unwrap().is_none());
     }
 

@@ -29,12 +29,13 @@ mod progress;
 mod retry;
 mod sink;
 mod source;
+mod tls;
 mod upload;
 
 use std::time::Duration;
 
 pub use client::{is_loopback, RegistryClient};
-pub use creds::Credentials;
+pub use creds::{auth_files, AuthFile, Credentials};
 pub use progress::Progress;
 pub use retry::RetryPolicy;
 pub use sink::{MountedBlob, RegistrySink, TransferLog};
@@ -56,6 +57,14 @@ pub const DEFAULT_MIN_RATE: u64 = 1024;
 pub struct RegistryOptions {
     /// Credentials to use instead of looking them up in the usual files.
     pub creds: Option<Credentials>,
+    /// Never look credentials up (`--no-creds`): anonymous access.
+    pub anonymous: bool,
+    /// The one auth file to read (`--authfile`; else `$REGISTRY_AUTH_FILE`
+    /// and the default files, see [`auth_files`]).
+    pub authfile: Option<std::path::PathBuf>,
+    /// A directory of CAs and client certificates (skopeo's `--cert-dir`);
+    /// else the per-host `certs.d` directories.
+    pub cert_dir: Option<std::path::PathBuf>,
     /// Allow plain HTTP and unverified TLS for hosts that are not loopback.
     pub insecure: bool,
     /// Blobs up to this size go up in one request; larger ones in chunks of
@@ -80,6 +89,9 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             creds: None,
+            anonymous: false,
+            authfile: None,
+            cert_dir: None,
             insecure: false,
             chunk_size: DEFAULT_CHUNK_SIZE,
             jobs: 4,
@@ -96,6 +108,9 @@ impl std::fmt::Debug for RegistryOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryOptions")
             .field("creds", &self.creds)
+            .field("anonymous", &self.anonymous)
+            .field("authfile", &self.authfile)
+            .field("cert_dir", &self.cert_dir)
             .field("insecure", &self.insecure)
             .field("chunk_size", &self.chunk_size)
             .field("jobs", &self.jobs)

@@ -25,15 +25,23 @@ pub struct Progress {
     verb: &'static str,
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Progress {
     /// Draws nothing.
     pub fn hidden() -> Progress {
         Progress::default()
     }
 
-    /// Draws on stderr if it is a terminal; `verb` is "pushed" or "pulled".
+    /// No bars for the rest of the process (`-q/--quiet`).
+    pub fn silence() {
+        QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Draws on stderr if it is a terminal (never on stdout, which carries
+    /// results and `--json`) and not silenced; `verb` is "pushed" or "pulled".
     pub fn stderr(verb: &'static str) -> Progress {
-        if !std::io::stderr().is_terminal() {
+        if QUIET.load(std::sync::atomic::Ordering::Relaxed) || !std::io::stderr().is_terminal() {
             return Progress::hidden();
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());

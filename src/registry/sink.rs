@@ -67,7 +67,12 @@ impl RegistrySink {
             }
         }
         Ok(RegistrySink {
-            client: RegistryClient::new(&reference.host, scopes, opts)?,
+            client: RegistryClient::for_repository(
+                &reference.host,
+                &reference.repository,
+                scopes,
+                opts,
+            )?,
             reference: reference.clone(),
             opts: opts.clone(),
             log: Arc::default(),

@@ -31,7 +31,12 @@ impl RegistrySource {
     pub fn open(reference: &RegistryRef, opts: &RegistryOptions) -> Result<RegistrySource> {
         let scopes = vec![format!("repository:{}:pull", reference.repository)];
         Ok(RegistrySource {
-            client: RegistryClient::new(&reference.host, scopes, opts)?,
+            client: RegistryClient::for_repository(
+                &reference.host,
+                &reference.repository,
+                scopes,
+                opts,
+            )?,
             reference: reference.clone(),
             manifests: Mutex::new(HashMap::new()),
             resolved: Mutex::new(None),

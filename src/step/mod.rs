@@ -118,7 +118,7 @@ pub fn final_config(
     imageconfig::set_provenance(&mut cfg, provenance)?;
     if let Some(w) = waiver_label {
         let mut labels = BTreeMap::new();
-        labels.insert(crate::guard::WAIVER_LABEL.to_string(), w.to_string());
+        labels.insert(crate::guard::waiver_label(), w.to_string());
         imageconfig::set_labels(&mut cfg, &labels)?;
     }
     imageconfig::set_created(&mut cfg, created)?;

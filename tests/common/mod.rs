@@ -94,7 +94,11 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
 pub fn ocipack_cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocipack"));
     c.env_remove("REGISTRY_AUTH_FILE")
-        .env("DOCKER_CONFIG", "/nonexistent-ocipack-test-docker-config");
+        .env("DOCKER_CONFIG", "/nonexistent-ocipack-test-docker-config")
+        .env("XDG_RUNTIME_DIR", "/nonexistent-ocipack-test-runtime-dir")
+        .env("XDG_CONFIG_HOME", "/nonexistent-ocipack-test-config-home")
+        .env_remove("OCIPACK_USERNAME")
+        .env_remove("OCIPACK_PASSWORD");
     c
 }
 

@@ -53,6 +53,30 @@ impl Registry {
     }
 
     pub fn start_with(auth: Auth) -> Registry {
+        Registry::start_full(auth, None)
+    }
+
+    /// An anonymous registry serving HTTPS only, with this PEM certificate
+    /// (chain) and key (distribution's `http.tls`).
+    pub fn start_tls(cert: &Path, key: &Path) -> Registry {
+        Registry::start_tls_with(cert, key, None)
+    }
+
+    /// As [`Registry::start_tls`]; with `client_ca`, clients must present
+    /// a certificate signed by it (`http.tls.clientcas`).
+    pub fn start_tls_with(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+        let mut tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        if let Some(ca) = client_ca {
+            tls.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+        }
+        Registry::start_full(Auth::None, Some(tls))
+    }
+
+    fn start_full(auth: Auth, tls_yaml: Option<String>) -> Registry {
         let bin = super::require_tool("docker-registry", "docker-registry");
         let mut dir = tempfile::tempdir().expect("temp dir");
         let (auth_yaml, basic) = match auth {
@@ -85,8 +109,9 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
-                    storage.display()
+                     http:\n  addr: 127.0.0.1:{port}\n{}{auth_yaml}",
+                    storage.display(),
+                    tls_yaml.as_deref().unwrap_or("")
                 ),
             )
             .expect("writing registry config");
@@ -127,7 +152,8 @@ impl Registry {
                 return false;
             }
             if let Ok(r) = self.request("GET", "/v2/", &[], &[]) {
-                if r.status == 200 || r.status == 401 {
+                // 400: a TLS registry refusing this plain HTTP request.
+                if r.status == 200 || r.status == 401 || r.status == 400 {
                     return true;
                 }
             }

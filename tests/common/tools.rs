@@ -20,6 +20,8 @@ fn package_of(tool: &str) -> &'static str {
         "python3" => "python3",
         "apt-get" => "apt",
         "dpkg-deb" => "dpkg",
+        "openssl" => "openssl",
+        "script" => "util-linux",
         _ => "the package providing it",
     }
 }
