@@ -22,6 +22,8 @@ use crate::layer::path::{classify, normalize, EntryKind};
 use crate::layer::scan::walk_layer;
 use crate::transport::ImageSource;
 
+pub mod staging;
+
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
     /// Apply uid/gid from the layers (default: when running as root).
@@ -56,25 +58,20 @@ pub fn is_root() -> bool {
 }
 
 /// Unpacks `img` into `dir`, which must be absent or empty.
+///
+/// Nothing appears in `dir` until every layer was read to its end and
+/// verified: the rootfs is built in
+/// a staging directory and moved into place last (see [`staging`]). A
+/// failed unpack, a tampered layer or a full disk leave `dir` as it was.
 pub fn unpack_image(
     src: &dyn ImageSource,
     img: &ResolvedImage,
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
-    if dir.exists() {
-        let mut it = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        if it.next().is_some() {
-            return Err(Error::invalid(
-                dir.display().to_string(),
-                "target directory is not empty",
-            ));
-        }
-    } else {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    let stage = staging::Staging::create(dir)?;
     let mut u = Unpacker {
-        root: dir.to_path_buf(),
+        root: stage.path().to_path_buf(),
         opts: opts.clone(),
         report: UnpackReport::default(),
         dir_meta: Vec::new(),
@@ -84,6 +81,8 @@ pub fn unpack_image(
         u.report.layers += 1;
     }
     u.finish_dirs()?;
+    let root_meta = u.dir_meta.iter().any(|d| d.path == u.root);
+    stage.commit(root_meta)?;
     Ok(u.report)
 }
 

@@ -151,7 +151,6 @@ fn append_refuses_files_named_like_whiteouts() {
 // ---- 2. unpack trusts a layer before its digest is known ----
 
 #[test]
-#[ignore = "issue 11 defect 2: fixed in a later commit"]
 fn a_tampered_layer_leaves_the_target_as_it_was() {
     let t = tempfile::tempdir().unwrap();
     let l = base_copy(t.path());
@@ -191,7 +190,6 @@ fn a_tampered_layer_leaves_the_target_as_it_was() {
 }
 
 #[test]
-#[ignore = "issue 11 defect 2: fixed in a later commit"]
 fn stale_staging_of_a_killed_unpack_is_removed_by_the_next() {
     let t = tempfile::tempdir().unwrap();
     let l = base_copy(t.path());
@@ -227,7 +225,6 @@ fn stale_staging_of_a_killed_unpack_is_removed_by_the_next() {
 }
 
 #[test]
-#[ignore = "issue 11 defect 2: fixed in a later commit"]
 fn a_full_disk_leaves_no_partial_rootfs() {
     assert!(
         ocipack::unpack::is_root(),
