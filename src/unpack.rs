@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::layer::path::{classify, normalize, EntryKind};
-use crate::layer::scan::walk_layer;
+use crate::layer::scan::{walk_layer, Check};
 use crate::transport::ImageSource;
 
 pub mod staging;
@@ -60,7 +60,7 @@ pub fn is_root() -> bool {
 /// Unpacks `img` into `dir`, which must be absent or empty.
 ///
 /// Nothing appears in `dir` until every layer was read to its end and
-/// verified: the rootfs is built in
+/// verified (digest, compression trailers, diff_id): the rootfs is built in
 /// a staging directory and moved into place last (see [`staging`]). A
 /// failed unpack, a tampered layer or a full disk leave `dir` as it was.
 pub fn unpack_image(
@@ -76,8 +76,14 @@ pub fn unpack_image(
         report: UnpackReport::default(),
         dir_meta: Vec::new(),
     };
-    for layer in img.layers() {
-        u.apply_layer(src, layer)?;
+    for (i, layer) in img.layers().iter().enumerate() {
+        let diff_id = img.diff_ids().get(i).ok_or_else(|| {
+            Error::invalid(
+                layer.digest().to_string(),
+                "the config's rootfs.diff_ids has no entry for this layer",
+            )
+        })?;
+        u.apply_layer(src, layer, diff_id)?;
         u.report.layers += 1;
     }
     u.finish_dirs()?;
@@ -142,17 +148,18 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Applies one layer. The blob is read to its end (`walk_layer` drains
-    /// it) so its digest is verified even though tar stops at the
-    /// end-of-archive blocks.
+    /// Applies one layer. The stream is decoded to its end (`walk_layer`
+    /// drains it) so its digest, trailers and diff_id are verified even
+    /// though tar stops at the end-of-archive blocks.
     fn apply_layer(
         &mut self,
         src: &dyn ImageSource,
         desc: &oci_spec::image::Descriptor,
+        diff_id: &str,
     ) -> Result<()> {
         let layer = desc.digest().to_string();
         let mut created: HashSet<PathBuf> = HashSet::new();
-        walk_layer(src, desc, true, |_, entry| {
+        walk_layer(src, desc, Check::Full(diff_id), |_, entry| {
             let raw = entry
                 .path()
                 .map_err(|e| Error::from_io(&layer, e))?

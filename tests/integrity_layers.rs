@@ -267,7 +267,6 @@ fn a_full_disk_leaves_no_partial_rootfs() {
 
 /// Each broken variant: unpack and verify refuse it, naming the layer.
 #[test]
-#[ignore = "issue 11 defect 3: fixed in a later commit"]
 fn broken_compressed_streams_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let l = base_copy(t.path());
@@ -326,7 +325,6 @@ fn broken_compressed_streams_are_refused() {
 }
 
 #[test]
-#[ignore = "issue 11 defect 3: fixed in a later commit"]
 fn a_config_with_wrong_diff_ids_is_refused_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let l = base_copy(t.path());

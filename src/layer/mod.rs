@@ -22,6 +22,7 @@ pub mod reuse;
 pub mod scan;
 pub mod select;
 pub mod treecache;
+pub mod verify;
 pub mod writer;
 
 pub use cache::LayerCache;
