@@ -426,7 +426,6 @@ fn bomb(kind: u8, size: u64) -> (Vec<u8>, String) {
 }
 
 #[test]
-#[ignore = "issue 11 defect 4: fixed in a later commit"]
 fn header_bombs_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let l = base_copy(t.path());

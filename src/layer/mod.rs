@@ -16,6 +16,7 @@ pub mod content;
 pub mod dir;
 pub mod glob;
 pub mod gzip;
+pub mod headerguard;
 pub mod merged;
 pub mod path;
 pub mod reuse;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::image::Descriptor;
 use sha2::{Digest as _, Sha256};
 
+use super::headerguard::HeaderGuard;
 use super::merged::EntryKind;
 use super::path::{classify, normalize, EntryKind as PathKind};
 use crate::error::{Error, Result};
@@ -91,10 +92,10 @@ pub fn open_layer<'a>(
     Ok((stream, tap))
 }
 
-/// A tar stream that counts and hashes what it delivered and notes where
-/// it ended.
+/// A tar stream that counts and hashes what it delivered, notes where it
+/// ended, and guards against header bombs (see [`HeaderGuard`]).
 pub struct Counted<'a> {
-    inner: Box<dyn Read + Send + 'a>,
+    inner: HeaderGuard<Box<dyn Read + Send + 'a>>,
     hasher: Sha256,
     total: u64,
     eof: bool,
@@ -161,7 +162,7 @@ pub fn walk_layer<'a>(
         }
     };
     let mut archive = tar::Archive::new(Counted {
-        inner: stream,
+        inner: HeaderGuard::new(stream),
         hasher: Sha256::new(),
         total: 0,
         eof: false,
@@ -197,6 +198,9 @@ pub fn walk_layer<'a>(
         }
     }
     let mut stream = archive.into_inner();
+    if let Some(v) = stream.inner.violation() {
+        return Err(Error::invalid(format!("layer {name} of {}", src.name()), v));
+    }
     walked.map_err(&blob_first)?;
     if broken_end {
         if !(stream.eof && stream.total >= data_end) {
@@ -217,6 +221,9 @@ pub fn walk_layer<'a>(
             // Past the tar's end-of-archive blocks too: the diff_id covers
             // every byte, and the decoders check their trailers only here.
             if let Err(e) = io::copy(&mut stream, &mut io::sink()) {
+                if let Some(v) = stream.inner.violation() {
+                    return Err(Error::invalid(format!("layer {name} of {}", src.name()), v));
+                }
                 let e = Error::from_io(&name, e);
                 return Err(blob_first(match e {
                     Error::Io { source, .. } => Error::invalid(
