@@ -28,6 +28,16 @@ pub enum Error {
         location: Option<PathBuf>,
     },
 
+    /// A layer's uncompressed content is not what the config's
+    /// `rootfs.diff_ids` says it is.
+    #[error("layer {layer} of {input}: uncompressed content has digest {actual}, but the config's rootfs.diff_ids says {expected}")]
+    DiffIdMismatch {
+        layer: String,
+        input: String,
+        expected: String,
+        actual: String,
+    },
+
     #[error("{what}: malformed JSON: {source}")]
     Json {
         what: String,

@@ -21,8 +21,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::layer::path::{entry_name, normalize, EntryKind};
-use crate::layer::scan::walk_layer;
+use crate::layer::scan::{walk_layer, Check};
 use crate::transport::ImageSource;
+
+pub mod staging;
 
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
@@ -58,46 +60,66 @@ pub fn is_root() -> bool {
 }
 
 /// Unpacks `img` into `dir`, which must be absent or empty.
+///
+/// Nothing appears in `dir` until every layer was read to its end and
+/// verified (digest, compression trailers, diff_id): the rootfs is built in
+/// a staging directory and moved into place last (see [`staging`]). A
+/// failed unpack, a tampered layer or a full disk leave `dir` as it was.
 pub fn unpack_image(
     src: &dyn ImageSource,
     img: &ResolvedImage,
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
-    let layers: Vec<(&dyn ImageSource, &oci_spec::image::Descriptor)> =
-        img.layers().iter().map(|d| (src, d)).collect();
+    let mut layers = Vec::with_capacity(img.layers().len());
+    for (i, layer) in img.layers().iter().enumerate() {
+        let diff_id = img.diff_ids().get(i).ok_or_else(|| {
+            Error::invalid(
+                layer.digest().to_string(),
+                "the config's rootfs.diff_ids has no entry for this layer",
+            )
+        })?;
+        layers.push(UnpackLayer {
+            src,
+            descriptor: layer,
+            diff_id,
+        });
+    }
     unpack_layers(&layers, dir, opts)
+}
+
+/// One layer to unpack: where it is read from and the diff_id its
+/// uncompressed bytes must hash to.
+#[derive(Clone, Copy)]
+pub struct UnpackLayer<'a> {
+    pub src: &'a dyn ImageSource,
+    pub descriptor: &'a oci_spec::image::Descriptor,
+    pub diff_id: &'a str,
 }
 
 /// Unpacks layers from several sources, lowest first, into `dir` (absent
 /// or empty): an image that is not written yet (the step's exec guards).
+/// The rootfs is built in a staging directory and moved into `dir` only
+/// once every layer verified.
 pub fn unpack_layers(
-    layers: &[(&dyn ImageSource, &oci_spec::image::Descriptor)],
+    layers: &[UnpackLayer<'_>],
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
-    if dir.exists() {
-        let mut it = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        if it.next().is_some() {
-            return Err(Error::invalid(
-                dir.display().to_string(),
-                "target directory is not empty",
-            ));
-        }
-    } else {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    let stage = staging::Staging::create(dir)?;
     let mut u = Unpacker {
-        root: dir.to_path_buf(),
+        root: stage.path().to_path_buf(),
         opts: opts.clone(),
         report: UnpackReport::default(),
         dir_meta: Vec::new(),
     };
-    for (src, layer) in layers {
-        u.apply_layer(*src, layer)?;
+    for l in layers {
+        u.apply_layer(l.src, l.descriptor, l.diff_id)?;
         u.report.layers += 1;
     }
     u.finish_dirs()?;
+    let root_meta = u.dir_meta.iter().any(|d| d.path == u.root);
+    stage.commit(root_meta)?;
     Ok(u.report)
 }
 
@@ -157,17 +179,18 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Applies one layer. The blob is read to its end (`walk_layer` drains
-    /// it) so its digest is verified even though tar stops at the
-    /// end-of-archive blocks.
+    /// Applies one layer. The stream is decoded to its end (`walk_layer`
+    /// drains it) so its digest, trailers and diff_id are verified even
+    /// though tar stops at the end-of-archive blocks.
     fn apply_layer(
         &mut self,
         src: &dyn ImageSource,
         desc: &oci_spec::image::Descriptor,
+        diff_id: &str,
     ) -> Result<()> {
         let layer = desc.digest().to_string();
         let mut created: HashSet<PathBuf> = HashSet::new();
-        walk_layer(src, desc, true, |_, entry| {
+        walk_layer(src, desc, Check::Full(diff_id), |_, entry| {
             let (raw, _) =
                 crate::layer::scan::entry_path(entry).map_err(|e| Error::from_io(&layer, e))?;
             let et = entry.header().entry_type();

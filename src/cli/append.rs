@@ -3,6 +3,7 @@ use ocipack::copy::{copy_image, CopyOptions};
 use ocipack::image::resolve_image;
 use ocipack::layer::append::{append_layers, NewLayer};
 use ocipack::layer::dir::split_dir_arg;
+use ocipack::layer::verify::verify_layers;
 use ocipack::layer::{layer_from_dir, LayerCache, LayerOptions};
 use ocipack::layout::Layout;
 use ocipack::manifest::Compression;
@@ -116,6 +117,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Layout::open_or_create(staging.path().join("oci"))?
         }
     };
+    // The base's blobs and diff_ids go into the new image as they are:
+    // verify them first (each base layer is read once; the cache remembers
+    // what was verified, see layer::verify).
+    let cache = opts.cache.as_ref().map(LayerCache::new);
+    verify_layers(src.as_ref(), &img, cache.as_ref())
+        .with_context(|| format!("verifying the layers of {}", a.base))?;
     let mut new_layers = Vec::new();
     let mut reports = Vec::new();
     for arg in &a.dirs {

@@ -28,7 +28,9 @@ use crate::layout::Layout;
 use crate::manifest::{canonical_json, Compression};
 
 /// Bump when the writer's output changes for equal inputs.
-pub const ENGINE_VERSION: &str = "ocipack-layer-1";
+/// (2: reused layers' diff_ids are verified ones; entries written before
+/// that are not trusted.)
+pub const ENGINE_VERSION: &str = "ocipack-layer-2";
 
 /// A cache directory.
 #[derive(Debug, Clone)]

@@ -74,9 +74,28 @@ impl OutEntry {
 /// Entries keyed by [`sort_key`] of their path.
 pub type EntryMap = BTreeMap<Vec<u8>, OutEntry>;
 
+/// Whether a file name is a whiteout or opaque marker in a layer
+/// (`.wh.<name>`, `.wh..wh..opq`).
+pub fn is_whiteout_name(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    name.as_bytes()
+        .starts_with(super::path::WHITEOUT_PREFIX.as_bytes())
+}
+
 /// Adds missing parents, clamps mtimes and turns repeated inodes into hard
 /// links; returns the entries in canonical order.
+///
+/// No entry may be named like a whiteout: ocipack writes no whiteouts, and
+/// a file that merely has such a name would delete lower layers' files.
 pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntry>> {
+    for e in map.values() {
+        if e.path.components().any(|c| is_whiteout_name(c.as_os_str())) {
+            return Err(Error::invalid(
+                format!("/{}", e.path.display()),
+                super::dir::whiteout_name_reason(),
+            ));
+        }
+    }
     let mut parents: EntryMap = BTreeMap::new();
     let mut last_parent: Option<PathBuf> = None;
     for e in map.values() {
@@ -352,6 +371,22 @@ mod tests {
         o.mode = 0o644;
         o.mtime = 1_700_000_000;
         o
+    }
+
+    #[test]
+    fn whiteout_names_are_refused() {
+        for name in ["etc/.wh.passwd", ".wh..wh..opq", ".wh.x/inner"] {
+            let mut map = EntryMap::new();
+            let o = e(name, EntryKind::File);
+            map.insert(sort_key(&o.path), o);
+            let err = canonicalize(map, None).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("whiteout"), "{err}");
+        }
+        // A name that merely contains the marker is fine.
+        let mut map = EntryMap::new();
+        let o = e("etc/a.wh.b", EntryKind::File);
+        map.insert(sort_key(&o.path), o);
+        canonicalize(map, None).unwrap();
     }
 
     #[test]

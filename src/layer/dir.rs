@@ -53,6 +53,12 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
         })?;
         let path = item.path();
         let rel = path.strip_prefix(dir).unwrap_or(path);
+        if super::canon::is_whiteout_name(item.file_name()) {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                whiteout_name_reason(),
+            ));
+        }
         let m = item.metadata().map_err(|e| {
             Error::io(
                 path,
@@ -165,10 +171,46 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
     })
 }
 
+/// Why a file named like a whiteout cannot go into a layer.
+pub(crate) fn whiteout_name_reason() -> &'static str {
+    "its name starts with \".wh.\": in a layer it would be a whiteout, deleting \
+     files of the layers below (OCI image spec), not a file; rename it \
+     (umoci refuses such names too)"
+}
+
 /// The directory part of a `DIR[:DEST]` argument and its destination.
 pub fn split_dir_arg(arg: &str) -> (PathBuf, String) {
     match arg.rsplit_once(':') {
         Some((d, dest)) if dest.starts_with('/') => (PathBuf::from(d), dest.to_string()),
         _ => (PathBuf::from(arg), "/".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whiteout_names_on_disk_are_refused_naming_the_file() {
+        for name in [".wh.passwd", ".wh..wh..opq"] {
+            let t = tempfile::tempdir().unwrap();
+            std::fs::create_dir(t.path().join("etc")).unwrap();
+            let f = t.path().join("etc").join(name);
+            std::fs::write(&f, b"x").unwrap();
+            let err = walk(t.path(), Path::new("/"), None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(&f.display().to_string()), "{err}");
+            assert!(err.contains("whiteout"), "{err}");
+        }
+        // A directory with such a name too.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join(".wh.usr")).unwrap();
+        assert!(walk(t.path(), Path::new("/opt"), None).is_err());
+        // Names merely containing the marker are ordinary.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a.wh.b"), b"x").unwrap();
+        walk(t.path(), Path::new("/"), None).unwrap();
     }
 }

@@ -119,7 +119,9 @@ pub struct MergedTree {
 
 impl MergedTree {
     /// Streams each layer once (several at a time) and applies them in
-    /// order. Every blob is verified to its end.
+    /// order. Every blob is verified to its end, and every layer's
+    /// uncompressed content against its `diff_id` (so the `diff_id`s a tree
+    /// carries, and whatever reuses them, are checked ones).
     pub fn load(src: &dyn ImageSource, img: &ResolvedImage) -> Result<MergedTree> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -134,7 +136,7 @@ impl MergedTree {
         threads: usize,
     ) -> Result<MergedTree> {
         let layers = img.layers();
-        let scanned = scan_all(src, layers, threads.max(1))?;
+        let scanned = scan_all(src, layers, img.diff_ids(), threads.max(1))?;
         let mut tree = MergedTree::default();
         for (i, (desc, records)) in layers.iter().zip(scanned).enumerate() {
             let diff_id = img.diff_ids().get(i).cloned().unwrap_or_default();
@@ -456,7 +458,7 @@ impl MergedTree {
                 .descriptor;
             let name = desc.digest().to_string();
             let mut it = list.into_iter().peekable();
-            scan::walk_layer(src, desc, false, |ordinal, entry| {
+            scan::walk_layer(src, desc, scan::Check::Partial, |ordinal, entry| {
                 let Some((want, _)) = it.peek() else {
                     return Ok(false);
                 };
@@ -494,6 +496,7 @@ impl MergedTree {
 fn scan_all(
     src: &dyn ImageSource,
     layers: &[Descriptor],
+    diff_ids: &[String],
     threads: usize,
 ) -> Result<Vec<Vec<Numbered>>> {
     let slots: Vec<Mutex<Option<Result<Vec<Numbered>>>>> =
@@ -504,7 +507,13 @@ fn scan_all(
         if i >= layers.len() {
             break;
         }
-        let r = scan::scan_layer(src, &layers[i]);
+        let r = match diff_ids.get(i) {
+            Some(id) => scan::scan_layer(src, &layers[i], id),
+            None => Err(Error::invalid(
+                layers[i].digest().to_string(),
+                "the config's rootfs.diff_ids has no entry for this layer",
+            )),
+        };
         let failed = r.is_err();
         if let Ok(mut s) = slots[i].lock() {
             *s = Some(r);

@@ -15,7 +15,9 @@ pub mod canon;
 pub mod content;
 pub mod dir;
 pub mod glob;
+pub mod gunzip;
 pub mod gzip;
+pub mod headerguard;
 pub mod merged;
 pub mod path;
 pub mod reuse;
@@ -23,6 +25,7 @@ pub mod scan;
 pub mod select;
 pub mod sparse;
 pub mod treecache;
+pub mod verify;
 pub mod writer;
 
 pub use cache::LayerCache;
@@ -58,11 +61,9 @@ pub fn decompress<'a>(
 ) -> Result<Box<dyn Read + Send + 'a>> {
     Ok(match c {
         Compression::None => r,
-        // Multi-member: parallel gzip writers emit several members.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 20,
-            r,
-        ))),
+        // Multi-member: parallel gzip writers emit several members. Every
+        // trailer is checked, trailing data refused (see `gunzip`).
+        Compression::Gzip => Box::new(gunzip::Gunzip::new(BufReader::with_capacity(1 << 20, r))),
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::new(r)
                 .map_err(|e| crate::error::Error::io("zstd decoder", e))?,

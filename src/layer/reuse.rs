@@ -98,6 +98,11 @@ pub fn whole_layer(
 }
 
 /// Copies the planned source blob into `out` (verified while copied).
+///
+/// The diff_id is the plan's, which the merged tree verified: the tree was
+/// loaded by decoding this very blob (equal digest, equal bytes) and
+/// checking it against the config's diff_id, or came from the tree cache,
+/// which holds only trees so verified (see `treecache`).
 pub fn copy_layer(
     src: &dyn ImageSource,
     out: &Layout,

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
+use sha2::{Digest as _, Sha256};
 
+use super::headerguard::HeaderGuard;
 use super::merged::EntryKind;
 use super::path::{entry_name, normalize, EntryKind as PathKind};
 use crate::error::{Error, Result};
@@ -90,9 +92,11 @@ pub fn open_layer<'a>(
     Ok((stream, tap))
 }
 
-/// A tar stream that counts what it delivered and notes where it ended.
+/// A tar stream that counts and hashes what it delivered, notes where it
+/// ended, and guards against header bombs (see [`HeaderGuard`]).
 pub struct Counted<'a> {
-    inner: Box<dyn Read + Send + 'a>,
+    inner: HeaderGuard<Box<dyn Read + Send + 'a>>,
+    hasher: Sha256,
     total: u64,
     eof: bool,
 }
@@ -103,6 +107,7 @@ impl Read for Counted<'_> {
         if n == 0 && !buf.is_empty() {
             self.eof = true;
         }
+        self.hasher.update(&buf[..n]);
         self.total += n as u64;
         Ok(n)
     }
@@ -111,65 +116,138 @@ impl Read for Counted<'_> {
 /// The entry type [`walk_layer`] hands out.
 pub type LayerEntry<'e, 'a> = tar::Entry<'e, Counted<'a>>;
 
+/// How much of a layer [`walk_layer`] verifies once the caller is done.
+#[derive(Debug, Clone, Copy)]
+pub enum Check<'d> {
+    /// Nothing more: a partial re-read of a blob that was verified in full
+    /// (digest and diff_id) when the merged tree was loaded.
+    Partial,
+    /// The compressed blob is read to its end, so its digest and size are
+    /// verified. Enough when this blob's diff_id was verified by an earlier
+    /// full read (the merged tree's load, or the tree cache it came from):
+    /// equal blob digests mean equal bytes.
+    Blob,
+    /// Everything: the decompressed stream is decoded to its very end (each
+    /// gzip member's CRC32 and ISIZE, zstd frame checksums, no trailing
+    /// data), its sha256 must equal this diff_id (`sha256:...` from the
+    /// config's `rootfs.diff_ids`), and the blob is verified.
+    Full(&'d str),
+}
+
 /// Streams a layer's entries through `f(ordinal, entry)` until it returns
-/// `false` or the layer ends; with `drain`, then reads the blob to its end
-/// so its digest is verified.
+/// `false` or the layer ends, then verifies what `check` asks for.
 ///
 /// A layer whose tar stops right after the last entry's data, without
 /// padding or the two zero blocks, is accepted (with a warning) as Go's
 /// `archive/tar`, and so Docker, containerd and umoci, accept it: `umoci
 /// insert` before 0.4.8 wrote such layers (umoci#436). A stream that ends
 /// inside an entry's data is still an error.
+///
+/// When decoding fails, the blob is read to its end first: a tampered blob
+/// is reported as a digest mismatch, not as whatever its bytes decode to.
 pub fn walk_layer<'a>(
     src: &'a dyn ImageSource,
     desc: &Descriptor,
-    drain: bool,
+    check: Check<'_>,
     mut f: impl FnMut(u64, &mut LayerEntry<'_, 'a>) -> Result<bool>,
 ) -> Result<()> {
     let name = desc.digest().to_string();
     let (stream, tap) = open_layer(src, desc)?;
+    // A decoding problem is reported as the blob's digest mismatch when
+    // the blob is wrong, else as itself.
+    let blob_first = |e: Error| -> Error {
+        match tap.drain() {
+            Err(be) => Error::from_io(&name, be),
+            Ok(_) => e,
+        }
+    };
     let mut archive = tar::Archive::new(Counted {
-        inner: stream,
+        inner: HeaderGuard::new(stream),
+        hasher: Sha256::new(),
         total: 0,
         eof: false,
     });
     let mut data_end = 0u64;
     let mut broken_end = false;
+    let mut walked: Result<()> = Ok(());
     {
-        let entries = archive.entries().map_err(|e| Error::from_io(&name, e))?;
-        for (ordinal, entry) in entries.enumerate() {
-            let mut entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    broken_end = true;
-                    // Decided below, once the stream's state can be read.
-                    tracing::debug!(layer = %name, "tar error at entry {ordinal}: {e}");
-                    break;
+        match archive.entries() {
+            Err(e) => walked = Err(Error::from_io(&name, e)),
+            Ok(entries) => {
+                for (ordinal, entry) in entries.enumerate() {
+                    let mut entry = match entry {
+                        Ok(e) => e,
+                        Err(e) => {
+                            broken_end = true;
+                            // Decided below, once the stream's state can be read.
+                            tracing::debug!(layer = %name, "tar error at entry {ordinal}: {e}");
+                            break;
+                        }
+                    };
+                    data_end = entry.raw_file_position() + entry.size();
+                    match f(ordinal as u64, &mut entry) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            walked = Err(e);
+                            break;
+                        }
+                    }
                 }
-            };
-            data_end = entry.raw_file_position() + entry.size();
-            if !f(ordinal as u64, &mut entry)? {
-                break;
             }
         }
     }
-    let stream = archive.into_inner();
+    let mut stream = archive.into_inner();
+    if let Some(v) = stream.inner.violation() {
+        return Err(Error::invalid(format!("layer {name} of {}", src.name()), v));
+    }
+    walked.map_err(&blob_first)?;
     if broken_end {
         if !(stream.eof && stream.total >= data_end) {
-            return Err(Error::invalid(
+            return Err(blob_first(Error::invalid(
                 &name,
                 "layer tar is corrupt or truncated inside an entry",
-            ));
+            )));
         }
         tracing::warn!(
             layer = %name,
             "layer tar lacks its end-of-archive blocks (written by umoci insert < 0.4.8?); accepted like Go's archive/tar does"
         );
     }
-    drop(stream);
-    if drain {
-        tap.drain().map_err(|e| Error::from_io(&name, e))?;
+    match check {
+        Check::Partial => return Ok(()),
+        Check::Blob => {}
+        Check::Full(diff_id) => {
+            // Past the tar's end-of-archive blocks too: the diff_id covers
+            // every byte, and the decoders check their trailers only here.
+            if let Err(e) = io::copy(&mut stream, &mut io::sink()) {
+                if let Some(v) = stream.inner.violation() {
+                    return Err(Error::invalid(format!("layer {name} of {}", src.name()), v));
+                }
+                let e = Error::from_io(&name, e);
+                return Err(blob_first(match e {
+                    Error::Io { source, .. } => Error::invalid(
+                        format!("layer {name} of {}", src.name()),
+                        format!("compressed stream is corrupt: {source}"),
+                    ),
+                    other => other,
+                }));
+            }
+            tap.drain().map_err(|e| Error::from_io(&name, e))?;
+            let actual = crate::digest::digest_from_hasher(std::mem::take(&mut stream.hasher));
+            if actual.to_string() != diff_id {
+                return Err(Error::DiffIdMismatch {
+                    layer: name,
+                    input: src.name(),
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            return Ok(());
+        }
     }
+    drop(stream);
+    tap.drain().map_err(|e| Error::from_io(&name, e))?;
     Ok(())
 }
 
@@ -325,11 +403,16 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
     }))
 }
 
-/// Reads every entry's metadata from one layer, verifying the whole blob.
-pub fn scan_layer(src: &dyn ImageSource, desc: &Descriptor) -> Result<Vec<Numbered>> {
+/// Reads every entry's metadata from one layer, verifying the whole blob
+/// and its `diff_id`.
+pub fn scan_layer(
+    src: &dyn ImageSource,
+    desc: &Descriptor,
+    diff_id: &str,
+) -> Result<Vec<Numbered>> {
     let layer = desc.digest().to_string();
     let mut out = Vec::new();
-    walk_layer(src, desc, true, |ordinal, entry| {
+    walk_layer(src, desc, Check::Full(diff_id), |ordinal, entry| {
         if let Some(record) = read_entry(entry, &layer)? {
             out.push(Numbered { ordinal, record });
         }
@@ -369,7 +452,7 @@ mod tests {
             layout: l,
             selector: None,
         };
-        scan_layer(&src, &d)
+        scan_layer(&src, &d, crate::digest::sha256(bytes).as_ref())
     }
 
     /// A tar written header by header, so any name is possible (the `tar`

@@ -3,6 +3,12 @@
 //! digests, so it is stored under a key made of them, in a compact binary
 //! form with a sha256 trailer (a damaged file is a miss, never a wrong
 //! tree).
+//!
+//! A tree is stored only after [`MergedTree::load`] verified every layer's
+//! blob and `diff_id`, so a cached tree stands for verified layers: its
+//! `diff_id`s were computed from the blobs with these digests. A hit counts
+//! only when the image's config lists the same `diff_id`s; a config that
+//! lists others is a miss, and the full load then reports the mismatch.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -25,7 +31,9 @@ const MAGIC: &[u8] = b"ocipack-tree-1\n";
 
 /// Key of an image's tree.
 pub fn tree_key(img: &ResolvedImage) -> String {
-    let mut s = String::from("tree-1");
+    // tree-2: from when trees were only cached after their diff_ids
+    // were verified; older entries are not trusted.
+    let mut s = String::from("tree-2");
     for d in img.layers() {
         s.push(' ');
         s.push_str(d.digest().as_ref());
@@ -50,7 +58,14 @@ pub fn get(cache: &LayerCache, img: &ResolvedImage) -> Option<MergedTree> {
         return None;
     }
     match decode(body) {
-        Ok(t) => Some(t),
+        Ok(t) => {
+            let cached = t.layers().iter().map(|l| l.diff_id.as_str());
+            if !cached.eq(img.diff_ids().iter().map(String::as_str)) {
+                tracing::debug!(path = %p.display(), "tree cache: the config's diff_ids differ; reloading");
+                return None;
+            }
+            Some(t)
+        }
         Err(e) => {
             tracing::warn!(path = %p.display(), "unreadable tree cache entry: {e}");
             None
@@ -361,5 +376,13 @@ mod tests {
         let loaded = MergedTree::load_cached(src.as_ref(), &img, Some(&cache)).unwrap();
         assert_eq!(loaded.len(), tree.len());
         assert!(get(&cache, &img).is_some());
+        // A config that lies about a diff_id does not get the cached tree.
+        let mut liar = img.clone();
+        let mut ids = img.diff_ids().to_vec();
+        ids[1] = crate::digest::sha256(b"lie").to_string();
+        let mut rootfs = img.config.rootfs().clone();
+        rootfs.set_diff_ids(ids);
+        liar.config.set_rootfs(rootfs);
+        assert!(get(&cache, &liar).is_none());
     }
 }

@@ -28,7 +28,7 @@ use crate::platform::TargetArch;
 use crate::recipe::GuardSettings;
 use crate::smoke::{self, SmokeEnv, DUMPMACHINE_GUARD, SMOKE_GUARD};
 use crate::transport::{ImageSource, LayoutSource};
-use crate::unpack::{unpack_layers, UnpackOptions};
+use crate::unpack::{unpack_layers, UnpackLayer, UnpackOptions};
 
 /// The compiler the smoke runs: `/usr/bin/cc` when the recipe's compiler
 /// links name it, else the first link.
@@ -47,14 +47,14 @@ fn both(f: impl Fn(&str) -> GuardOutcome) -> Vec<GuardOutcome> {
 
 /// Runs (a) and (c). `base_layers` are the layers below the new ones;
 /// `stage` writes the new layers into the layout it is given and returns
-/// their descriptors, lowest first.
+/// their descriptors and diff_ids, lowest first.
 pub fn exec_guards(
     arch: TargetArch,
     settings: &GuardSettings,
     waivers: &BTreeMap<String, String>,
     config: &serde_json::Value,
-    base_layers: &[(&dyn ImageSource, &Descriptor)],
-    stage: impl FnOnce(&Layout) -> Result<Vec<Descriptor>>,
+    base_layers: &[UnpackLayer<'_>],
+    stage: impl FnOnce(&Layout) -> Result<Vec<(Descriptor, String)>>,
 ) -> Result<Vec<GuardOutcome>> {
     let Some(compiler) = compiler_of(settings) else {
         return Ok(both(|g| {
@@ -89,8 +89,12 @@ pub fn exec_guards(
         layout: staging,
         selector: None,
     };
-    let mut layers: Vec<(&dyn ImageSource, &Descriptor)> = base_layers.to_vec();
-    layers.extend(staged.iter().map(|d| (&staged_src as &dyn ImageSource, d)));
+    let mut layers: Vec<UnpackLayer<'_>> = base_layers.to_vec();
+    layers.extend(staged.iter().map(|(d, diff_id)| UnpackLayer {
+        src: &staged_src as &dyn ImageSource,
+        descriptor: d,
+        diff_id,
+    }));
     let root = tmp.path().join("rootfs");
     let opts = UnpackOptions {
         preserve_ownership: false,

@@ -230,7 +230,12 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         let base_layers: Vec<_> = base
             .layers()
             .iter()
-            .map(|d| (base_src.as_ref(), d))
+            .zip(base.diff_ids())
+            .map(|(d, diff_id)| crate::unpack::UnpackLayer {
+                src: base_src.as_ref(),
+                descriptor: d,
+                diff_id,
+            })
             .collect();
         let staging_opts = LayerOptions {
             compression: crate::manifest::Compression::None,
@@ -253,7 +258,10 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
                     &staging_opts,
                     &created,
                 )?;
-                Ok(built.into_iter().map(|l| l.descriptor).collect())
+                Ok(built
+                    .into_iter()
+                    .map(|l| (l.descriptor, l.diff_id))
+                    .collect())
             },
         )?;
         for o in outcomes {
