@@ -105,7 +105,7 @@ fn reads_what_skopeo_writes() {
         assert_eq!(v["platform"], "linux/amd64");
         for l in v["layers"].as_array().unwrap() {
             assert_eq!(
-                l["mediaType"],
+                l["media_type"],
                 "application/vnd.docker.image.rootfs.diff.tar"
             );
             assert_eq!(l["digest"], l["diff_id"]);
