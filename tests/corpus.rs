@@ -436,8 +436,9 @@ fn tar_writers() {
 }
 
 /// The first failure: a base handed over as a rootfs and inserted
-/// at `/` by umoci (its layer starts with a `/` entry) must package and
-/// verify, and the result must be read by umoci and skopeo.
+/// at `/` by umoci (its layer starts with a `/` entry) must package,
+/// verify and be indexed by `manifest`, and the result must be read by
+/// umoci, skopeo and containerd.
 #[test]
 fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
     require("umoci");
@@ -479,6 +480,13 @@ fn a_base_written_by_umoci_insert_at_root_packages_and_verifies() {
     ]);
     ocipack_ok(&["verify", &out, "--arch", "amd64", "--recipe", &recipe]);
     run_ok("skopeo", &["inspect", &out]);
+    // ... and `manifest` indexes it (children `<tag>-<arch>`), behind the
+    // gates; skopeo reads the index and picks the amd64 image from it.
+    let index = format!("oci:{}:package", s(&d.join("pkg")));
+    ocipack_ok(&["manifest", "--image", &index, "--target-arches", "amd64"]);
+    let raw = run_ok("skopeo", &["inspect", "--raw", &index]);
+    assert!(raw.contains("\"architecture\":\"amd64\""), "{raw}");
+    run_ok("skopeo", &["inspect", "--override-arch", "amd64", &index]);
     let ours = d.join("pkg-ours");
     ocipack_ok(&["unpack", &out, &s(&ours)]);
     let theirs = umoci_unpack(&d.join("pkg"), "package-amd64", &d.join("pkg-bundle"));
