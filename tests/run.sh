@@ -35,4 +35,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
-cargo test --locked "$@"
+# Every test binary's result, then one closing line with the totals.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
