@@ -44,7 +44,7 @@ pub fn whole_layer(
     let first = picks.values().next()?;
     let layer = first.entry.layer;
     let info = tree.layers().get(layer as usize)?;
-    if info.whiteouts > 0 {
+    if info.whiteouts > 0 || info.redirected > 0 {
         return None;
     }
     if Compression::of_media_type(info.descriptor.media_type()).ok()? != opts.compression {
