@@ -572,6 +572,24 @@ fn symlinked_parents_resolve_inside_the_target_and_never_escape() {
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "{name}");
     }
     assert!(!Path::new("/etc/ocipack-pwned").exists());
+    // A loop is refused, naming the entry, as containerd refuses it after
+    // 255 links.
+    let l = t.path().join("layout-loop");
+    let tar = raw_tar(&[
+        ("a", b'2', "b/x", b""),
+        ("b", b'2', "a/y", b""),
+        ("a/f", b'0', "", b"loop"),
+    ]);
+    image_with_layer(&l, "evil", &tar, false);
+    let err = ocipack_err(&[
+        "unpack",
+        &format!("oci:{}:evil", l.display()),
+        &t.path().join("root-loop").display().to_string(),
+    ]);
+    assert!(
+        err.contains("refusing entry") && err.contains("a/f") && err.contains("255"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -246,8 +246,11 @@ with tarfile.open(w + "/over.tar", "w", format=tarfile.GNU_FORMAT) as t:
     add(t, "lib/x.link", tarfile.LNKTYPE, link="lib/x")
     add(t, "abs/a", data=b"a\n")
     add(t, "d/up/top", data=b"top\n")
+with tarfile.open(w + "/opaque.tar", "w", format=tarfile.GNU_FORMAT) as t:
+    add(t, "lib/sub/.wh..wh..opq")
+    add(t, "lib/sub/z", data=b"z\n")
 EOF
-  mkimage "$OUT/py-merged-usr" t "$WORK/base.tar" "$WORK/over.tar"
+  mkimage "$OUT/py-merged-usr" t "$WORK/base.tar" "$WORK/over.tar" "$WORK/opaque.tar"
 }
 
 # A package base as a pipeline hands it over: the fixture base's rootfs
