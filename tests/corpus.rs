@@ -500,6 +500,54 @@ fn a_layer_written_through_merged_usr_symlinks_lands_where_umoci_puts_it() {
     let ours = d.join("ours");
     ocipack_ok(&["unpack", &r, &s(&ours)]);
     containerd_reads(&format!("oci:{}:t", s(&d.join("whole"))), &ours, &d);
+    // `package` selects through the links (`/lib/x` is `usr/lib/x`), its
+    // guards see `/bin/sh` through `bin -> /usr/bin` (the over layer wrote
+    // it as `bin/sh`), `verify` agrees, and umoci reads the result as ocipack.
+    let recipe = d.join("merged-usr.toml");
+    std::fs::write(
+        &recipe,
+        r#"[recipe]
+name = "merged-usr"
+kind = "package"
+description = "payload selected through a merged-/usr symlink"
+parent_stage = "base"
+build_arch = "amd64"
+
+[inputs.artifact]
+description = "py-merged-usr"
+platform = "any"
+
+[[copy]]
+layer = "payload"
+paths = ["/lib/x", "/lib/sub/z", "/bin/tool"]
+
+[guards.compiler]
+links = []
+"#,
+    )
+    .unwrap();
+    let out = format!("oci:{}:p", s(&d.join("pkg")));
+    ocipack_ok(&[
+        "package",
+        "--arch",
+        "amd64",
+        "--base",
+        &r,
+        "--artifact",
+        &r,
+        "--recipe",
+        &s(&recipe),
+        "--out",
+        &out,
+    ]);
+    ocipack_ok(&["verify", &out, "--arch", "amd64", "--recipe", &s(&recipe)]);
+    let trees = d.join("pkg-trees");
+    std::fs::create_dir_all(&trees).unwrap();
+    let pkg = unpack_like_umoci(&out, &d.join("pkg"), "p", &trees);
+    for p in ["usr/lib/x", "usr/lib/sub/z", "usr/bin/tool", "usr/bin/sh"] {
+        assert!(pkg.join(p).is_file(), "{p} missing from the package");
+    }
+    assert!(pkg.join("lib").symlink_metadata().unwrap().is_symlink());
 }
 
 /// The issue's first failure: a base handed over as a rootfs and inserted

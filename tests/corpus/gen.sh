@@ -242,6 +242,7 @@ with tarfile.open(w + "/over.tar", "w", format=tarfile.GNU_FORMAT) as t:
     add(t, "lib/x", data=b"x\n")
     add(t, "lib/sub/y", data=b"y\n")
     add(t, "bin/tool", data=b"tool\n", mode=0o755)
+    add(t, "bin/sh", data=b"#!/bin/sh\n", mode=0o755)
     add(t, "lib/.wh.old")
     add(t, "lib/x.link", tarfile.LNKTYPE, link="lib/x")
     add(t, "abs/a", data=b"a\n")
