@@ -654,7 +654,7 @@ pub(crate) mod tests {
         )
     }
 
-    fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
+    pub(crate) fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
         Meta {
             kind,
             mode: 0o755,
@@ -668,13 +668,13 @@ pub(crate) mod tests {
         }
     }
 
-    enum R {
+    pub(crate) enum R {
         E(&'static str, Meta),
         W(&'static str),
         O(&'static str),
     }
 
-    fn apply(tree: &mut MergedTree, layer: u32, recs: Vec<R>) -> Result<()> {
+    pub(crate) fn apply(tree: &mut MergedTree, layer: u32, recs: Vec<R>) -> Result<()> {
         let desc = Descriptor::new(MediaType::ImageLayer, 0, sha256(&[layer as u8]));
         let records = recs
             .into_iter()
@@ -716,7 +716,7 @@ pub(crate) mod tests {
         t.iter().map(|e| e.path.display().to_string()).collect()
     }
 
-    fn dir() -> Meta {
+    pub(crate) fn dir() -> Meta {
         meta(EntryKind::Dir, None)
     }
 
