@@ -3,10 +3,13 @@
 //! Whiteouts and opaque directories are applied as the OCI image spec says
 //! (they hide only what lower layers had). Names are read as containerd and
 //! umoci read them ([`entry_name`]): `/`, `.` and `./` are the root (its
-//! metadata is applied), `/etc/x` is `etc/x`. Entries that would escape the
-//! target directory (`..` above the root, a parent or hard-link target that
-//! is a symlink) are refused with an error naming the layer and entry;
-//! nothing outside the target is ever touched.
+//! metadata is applied), `/etc/x` is `etc/x`. An entry's parent (and a hard
+//! link's target's parent) is resolved through the symlinks already
+//! unpacked, inside the root, as containerd and umoci resolve it
+//! ([`resolve`]): `lib/x` over `lib -> usr/lib` is written to `usr/lib/x`,
+//! a link to `/etc` or `../..` stays inside the target. A `..` above the
+//! root in a name is refused ([`normalize`]); nothing outside the target is
+//! ever touched.
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -24,6 +27,7 @@ use crate::layer::path::{entry_name, normalize, EntryKind};
 use crate::layer::scan::{walk_layer, Check};
 use crate::transport::ImageSource;
 
+mod resolve;
 pub mod staging;
 
 #[derive(Debug, Clone)]
@@ -145,8 +149,29 @@ impl Unpacker {
         }
     }
 
-    /// Makes sure every ancestor of `rel` inside the root is a real directory
-    /// (creating missing ones), never a symlink.
+    /// Where the entry named `rel` lands: its parent resolved through the
+    /// symlinks unpacked so far, bounded by the root ([`resolve`]).
+    fn place(&self, rel: &Path, layer: &str, entry: &Path) -> Result<PathBuf> {
+        resolve::resolve_parent(&self.root, rel).map_err(|e| self.resolve_error(e, layer, entry))
+    }
+
+    fn resolve_error(&self, e: resolve::ResolveError, layer: &str, entry: &Path) -> Error {
+        match e {
+            resolve::ResolveError::TooManyLinks => self.unsafe_path(
+                layer,
+                entry,
+                format!(
+                    "more than {} symlinks resolving its parent (a loop?)",
+                    resolve::MAX_HOPS
+                ),
+            ),
+            resolve::ResolveError::Io(p, e) => Error::io(p, e),
+        }
+    }
+
+    /// Makes sure every ancestor of `rel` (already resolved by
+    /// [`Unpacker::place`]) is a real directory, creating missing ones and
+    /// replacing files; a symlink there is refused, never followed.
     fn prepare_parents(&self, rel: &Path, layer: &str, entry: &Path) -> Result<()> {
         let mut cur = self.root.clone();
         let Some(parent) = rel.parent() else {
@@ -160,7 +185,7 @@ impl Unpacker {
                         layer,
                         entry,
                         format!(
-                            "parent {} is a symlink; writing through it could escape the target",
+                            "parent {} is a symlink after resolving; writing through it could escape the target",
                             strip(&cur, &self.root)
                         ),
                     ))
@@ -205,6 +230,7 @@ impl Unpacker {
             let kind = entry_name(&raw, is_dir).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
             match kind {
                 EntryKind::Whiteout(p) => {
+                    let p = self.place(&p, &layer, &raw)?;
                     // Under a missing directory it hides nothing: create
                     // no parents for it (umoci does not).
                     let parent_missing = p.parent().is_some_and(|d| {
@@ -220,6 +246,9 @@ impl Unpacker {
                     self.report.whiteouts += 1;
                 }
                 EntryKind::Opaque(p) => {
+                    // The marker's parent: the directory made opaque.
+                    let p = resolve::resolve(&self.root, &p)
+                        .map_err(|e| self.resolve_error(e, &layer, &raw))?;
                     self.prepare_parents(&p.join("x"), &layer, &raw)?;
                     let d = self.root.join(&p);
                     if let Ok(rd) = fs::read_dir(&d) {
@@ -233,6 +262,7 @@ impl Unpacker {
                     self.report.whiteouts += 1;
                 }
                 EntryKind::Regular(p) => {
+                    let p = self.place(&p, &layer, &raw)?;
                     self.extract(entry, &p, &raw, &layer)?;
                     created.insert(p);
                     self.report.entries += 1;
@@ -332,6 +362,7 @@ impl Unpacker {
                         format!("hard link target {}: {r}", link.display()),
                     )
                 })?;
+                let link_rel = self.place(&link_rel, layer, raw)?;
                 self.prepare_parents(&link_rel, layer, raw)?;
                 let src = self.root.join(&link_rel);
                 match fs::symlink_metadata(&src) {

@@ -435,6 +435,121 @@ fn tar_writers() {
     }
 }
 
+/// A merged-/usr base (`lib -> usr/lib`) and a layer holding `lib/x` with
+/// no `lib/` entry of its own: containerd (`fs.RootPath` on the parent) and
+/// umoci (securejoin) write it to `usr/lib/x`, and so does ocipack, in
+/// unpack and in the merged view `package` selects from. Links pointing out
+/// of the root (`/opt`, `../../../..`) are resolved inside it.
+#[test]
+fn a_layer_written_through_merged_usr_symlinks_lands_where_umoci_puts_it() {
+    let t = tempfile::tempdir().unwrap();
+    generate(t.path(), &["py-merged-usr"]);
+    let r = format!("oci:{}:t", s(&t.path().join("py-merged-usr")));
+    // containerd disagrees with itself here, on purpose not followed: its
+    // overlayfs snapshotter applies each layer into an empty upper
+    // directory (core/diff/apply/apply_linux.go), where `lib -> usr/lib` is
+    // not seen, so `lib/` becomes a directory shadowing the base's link;
+    // its native snapshotter applies onto the whole tree and agrees with
+    // umoci. ocipack follows umoci; what it writes itself (the merged view
+    // rewritten as a layer, below) names `usr/lib/x` and every reader agrees.
+    let mut c = case(t.path(), "py-merged-usr", "t");
+    c.containerd = false;
+    let fp = check(&c, t.path());
+    for want in [
+        "usr/lib/x f 644",
+        "usr/lib/x.link f 644",
+        "usr/lib/sub/z f 644",
+        "usr/bin/tool f 755",
+        "opt/a f 644",
+        "top f 644",
+        "lib l 777 0 0 usr/lib",
+    ] {
+        assert!(fp.contains(want), "{want} missing in\n{fp}");
+    }
+    // Whiteouts and opaque markers named through the link hide what the
+    // link leads to.
+    assert!(!fp.contains("usr/lib/old") && !fp.contains("sub/y"), "{fp}");
+    // The merged view (package, verify, guards) keys them the same way.
+    let src = open_source(&r.parse::<Reference>().unwrap()).unwrap();
+    let img = resolve_image(src.as_ref(), None).unwrap();
+    let tree = MergedTree::load(src.as_ref(), &img).unwrap();
+    for p in [
+        "/usr/lib/x",
+        "/usr/lib/x.link",
+        "/usr/bin/tool",
+        "/opt/a",
+        "/top",
+    ] {
+        assert!(
+            tree.get(Path::new(p)).is_some(),
+            "{p} not in the merged view"
+        );
+    }
+    assert!(tree.get(Path::new("/usr/lib/old")).is_none());
+    assert!(tree.get(Path::new("/usr/lib/sub/y")).is_none());
+    assert!(tree.get(Path::new("/usr/lib/sub/z")).is_some());
+    let x = tree
+        .read_file(src.as_ref(), Path::new("/lib/x"), 16)
+        .unwrap();
+    assert_eq!(x, b"x\n");
+    // The merged view as one layer: containerd (overlayfs) reads it as the
+    // same tree as ocipack's unpack of the source and umoci's.
+    let d = t.path().join("rewritten");
+    std::fs::create_dir_all(&d).unwrap();
+    whole_tree_image(&r, &d.join("whole"));
+    let ours = d.join("ours");
+    ocipack_ok(&["unpack", &r, &s(&ours)]);
+    containerd_reads(&format!("oci:{}:t", s(&d.join("whole"))), &ours, &d);
+    // `package` selects through the links (`/lib/x` is `usr/lib/x`), its
+    // guards see `/bin/sh` through `bin -> /usr/bin` (the over layer wrote
+    // it as `bin/sh`), `verify` agrees, and umoci reads the result as ocipack.
+    let recipe = d.join("merged-usr.toml");
+    std::fs::write(
+        &recipe,
+        r#"[recipe]
+name = "merged-usr"
+kind = "package"
+description = "payload selected through a merged-/usr symlink"
+parent_stage = "base"
+build_arch = "amd64"
+
+[inputs.artifact]
+description = "py-merged-usr"
+platform = "any"
+
+[[copy]]
+layer = "payload"
+paths = ["/lib/x", "/lib/sub/z", "/bin/tool"]
+
+[guards.compiler]
+links = []
+"#,
+    )
+    .unwrap();
+    let out = format!("oci:{}:p", s(&d.join("pkg")));
+    ocipack_ok(&[
+        "package",
+        "--arch",
+        "amd64",
+        "--base",
+        &r,
+        "--artifact",
+        &r,
+        "--recipe",
+        &s(&recipe),
+        "--out",
+        &out,
+    ]);
+    ocipack_ok(&["verify", &out, "--arch", "amd64", "--recipe", &s(&recipe)]);
+    let trees = d.join("pkg-trees");
+    std::fs::create_dir_all(&trees).unwrap();
+    let pkg = unpack_like_umoci(&out, &d.join("pkg"), "p", &trees);
+    for p in ["usr/lib/x", "usr/lib/sub/z", "usr/bin/tool", "usr/bin/sh"] {
+        assert!(pkg.join(p).is_file(), "{p} missing from the package");
+    }
+    assert!(pkg.join("lib").symlink_metadata().unwrap().is_symlink());
+}
+
 /// The issue's first failure: a base handed over as a rootfs and inserted
 /// at `/` by umoci (its layer starts with a `/` entry) must package,
 /// verify and be indexed by `manifest`, and the result must be read by

@@ -25,6 +25,9 @@ use crate::transport::ImageSource;
 
 /// Longest symlink chain followed (Linux's limit).
 pub const MAX_SYMLINK_HOPS: usize = 40;
+/// Longest symlink chain followed while placing a layer entry: containerd's
+/// `fs.RootPath` and umoci's securejoin both stop after 255 links.
+pub const MAX_APPLY_HOPS: usize = 255;
 
 /// Type of a filesystem entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -105,6 +108,10 @@ pub struct LayerInfo {
     pub whiteouts: u64,
     /// Newest mtime in the layer.
     pub max_mtime: u64,
+    /// Entries written through a symlinked parent (`lib/x` over a lower
+    /// `lib -> usr/lib` is `usr/lib/x`): the blob alone does not say where
+    /// they land, so such a layer is never reused whole.
+    pub redirected: u64,
 }
 
 /// The merged view of an image's layers.
@@ -202,25 +209,32 @@ impl MergedTree {
             entries: 0,
             whiteouts: 0,
             max_mtime: 0,
+            redirected: 0,
         };
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        let mut last_parent_ok: Option<Vec<u8>> = None;
+        // The last parent resolved (as named, as resolved): entries of one
+        // directory come in a row. Valid until the tree's shape changes
+        // (anything but a directory over a directory).
+        let mut last_parent: Option<(PathBuf, PathBuf)> = None;
         for n in records {
             match n.record {
                 Record::Whiteout(p) => {
                     info.whiteouts += 1;
+                    let p = self.resolve_entry_parent(&p, &name)?;
                     let k = sort_key(&p);
                     if self.entries.get(&k).is_some_and(|e| e.layer < layer) {
                         self.entries.remove(&k);
                     }
                     self.remove_below(&k, layer);
-                    last_parent_ok = None;
+                    last_parent = None;
                 }
                 Record::Opaque(p) => {
                     info.whiteouts += 1;
+                    // The marker's parent is the directory made opaque.
+                    let p = self.resolve_apply(&p, &name, &p)?;
                     let k = sort_key(&p);
                     self.remove_below(&k, layer);
-                    last_parent_ok = None;
+                    last_parent = None;
                 }
                 Record::Entry { path, meta } => {
                     info.max_mtime = info.max_mtime.max(meta.mtime);
@@ -230,14 +244,28 @@ impl MergedTree {
                         }
                         continue;
                     }
+                    let named_parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                    let parent = match &last_parent {
+                        Some((named, resolved)) if *named == named_parent => resolved.clone(),
+                        _ => {
+                            let resolved = self.resolve_apply(&named_parent, &name, &path)?;
+                            self.check_parents(&resolved.join("x"), &name)?;
+                            last_parent = Some((named_parent.clone(), resolved.clone()));
+                            resolved
+                        }
+                    };
+                    if parent != named_parent {
+                        // Written through a symlinked parent: the blob only
+                        // means this over this base, so it is never reused.
+                        info.redirected += 1;
+                    }
+                    let path = match path.file_name() {
+                        Some(f) => parent.join(f),
+                        None => path,
+                    };
                     let k = sort_key(&path);
                     if seen.insert(k.clone()) {
                         info.entries += 1;
-                    }
-                    let parent_key = sort_key(path.parent().unwrap_or(Path::new("")));
-                    if last_parent_ok.as_deref() != Some(parent_key.as_slice()) {
-                        self.check_parents(&path, &name)?;
-                        last_parent_ok = Some(parent_key);
                     }
                     let content = match meta.kind {
                         EntryKind::File => Some(ContentRef {
@@ -245,7 +273,8 @@ impl MergedTree {
                             ordinal: n.ordinal,
                         }),
                         EntryKind::HardLink => {
-                            let target = meta.link.clone().unwrap_or_default();
+                            let named = meta.link.clone().unwrap_or_default();
+                            let target = self.resolve_entry_parent(&named, &name)?;
                             let t = self
                                 .entries
                                 .get(&sort_key(&target))
@@ -256,7 +285,7 @@ impl MergedTree {
                                     entry: path.display().to_string(),
                                     reason: format!(
                                         "hard link target {} is not a regular file in this or a lower layer",
-                                        target.display()
+                                        named.display()
                                     ),
                                 });
                             };
@@ -271,16 +300,18 @@ impl MergedTree {
                             e.gid = t.gid;
                             e.mtime = t.mtime;
                             e.xattrs = t.xattrs.clone();
-                            last_parent_ok = None;
+                            e.link = Some(target);
+                            last_parent = None;
                             self.insert(k, e, layer);
                             continue;
                         }
                         _ => None,
                     };
-                    if meta.kind != EntryKind::Dir {
-                        // It may replace a directory some later entry's
-                        // parent check relied on.
-                        last_parent_ok = None;
+                    let was_dir = self.entries.get(&k).map(|e| e.kind) == Some(EntryKind::Dir);
+                    if meta.kind != EntryKind::Dir || !was_dir {
+                        // It may replace a directory (or a symlink) some
+                        // later entry's parent resolution relied on.
+                        last_parent = None;
                     }
                     let e = TreeEntry::from_meta(path, meta, layer, content);
                     self.insert(k, e, layer);
@@ -312,9 +343,9 @@ impl MergedTree {
         }
     }
 
-    /// A parent that is a symlink would redirect the entry elsewhere (the
-    /// unpacker refuses that, so does the merged view); a parent that is a
-    /// file is replaced by the implied directory.
+    /// Called with a path whose parents were resolved: a parent that is a
+    /// file is replaced by the implied directory; a symlink cannot be left
+    /// there (refused, should one be).
     fn check_parents(&mut self, path: &Path, layer: &str) -> Result<()> {
         let mut cur = PathBuf::new();
         let Some(parent) = path.parent() else {
@@ -338,6 +369,30 @@ impl MergedTree {
             }
         }
         Ok(())
+    }
+
+    /// Resolves `path` (every component followed) against the tree built so
+    /// far, as a layer entry's parent is resolved when it is applied:
+    /// [`MergedTree::resolve_symlinks`] with containerd's and umoci's bound of
+    /// [`MAX_APPLY_HOPS`] links. The error names the layer and the entry.
+    fn resolve_apply(&self, path: &Path, layer: &str, entry: &Path) -> Result<PathBuf> {
+        self.resolve_within(path, MAX_APPLY_HOPS)
+            .map_err(|reason| Error::UnsafePath {
+                layer: layer.to_string(),
+                entry: entry.display().to_string(),
+                reason: format!("resolving its parent: {reason}"),
+            })
+    }
+
+    /// Where an entry named `path` lands: its parent resolved through the
+    /// symlinks of the tree so far (inside the root), its own name literal,
+    /// as containerd (`fs.RootPath` on the parent) and umoci (securejoin)
+    /// place it.
+    fn resolve_entry_parent(&self, path: &Path, layer: &str) -> Result<PathBuf> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(path.to_path_buf());
+        };
+        Ok(self.resolve_apply(parent, layer, path)?.join(name))
     }
 
     /// The entry at `path` (leading `/` allowed), without following symlinks.
@@ -382,6 +437,13 @@ impl MergedTree {
     /// a dangling chain is the path it dangles at; check it with
     /// [`MergedTree::get`]. Fails after [`MAX_SYMLINK_HOPS`] links.
     pub fn resolve_symlinks(&self, path: &Path) -> Result<PathBuf> {
+        self.resolve_within(path, MAX_SYMLINK_HOPS)
+            .map_err(|reason| Error::invalid(format!("/{}", path.display()), reason))
+    }
+
+    /// [`MergedTree::resolve_symlinks`] with a bound on links followed.
+    /// Purely lexical over the tree: it never leaves the image's root.
+    fn resolve_within(&self, path: &Path, max_hops: usize) -> std::result::Result<PathBuf, String> {
         let mut todo: VecDeque<std::ffi::OsString> = components(path).into();
         let mut cur = PathBuf::new();
         let mut hops = 0;
@@ -394,11 +456,8 @@ impl MergedTree {
             match self.entries.get(&sort_key(&cand)) {
                 Some(e) if e.kind == EntryKind::Symlink => {
                     hops += 1;
-                    if hops > MAX_SYMLINK_HOPS {
-                        return Err(Error::invalid(
-                            format!("/{}", path.display()),
-                            format!("more than {MAX_SYMLINK_HOPS} symlinks (a loop?)"),
-                        ));
+                    if hops > max_hops {
+                        return Err(format!("more than {max_hops} symlinks (a loop?)"));
                     }
                     let target = e.link.clone().unwrap_or_default();
                     if target.is_absolute() {
@@ -595,7 +654,7 @@ pub(crate) mod tests {
         )
     }
 
-    fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
+    pub(crate) fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
         Meta {
             kind,
             mode: 0o755,
@@ -609,13 +668,13 @@ pub(crate) mod tests {
         }
     }
 
-    enum R {
+    pub(crate) enum R {
         E(&'static str, Meta),
         W(&'static str),
         O(&'static str),
     }
 
-    fn apply(tree: &mut MergedTree, layer: u32, recs: Vec<R>) -> Result<()> {
+    pub(crate) fn apply(tree: &mut MergedTree, layer: u32, recs: Vec<R>) -> Result<()> {
         let desc = Descriptor::new(MediaType::ImageLayer, 0, sha256(&[layer as u8]));
         let records = recs
             .into_iter()
@@ -657,7 +716,7 @@ pub(crate) mod tests {
         t.iter().map(|e| e.path.display().to_string()).collect()
     }
 
-    fn dir() -> Meta {
+    pub(crate) fn dir() -> Meta {
         meta(EntryKind::Dir, None)
     }
 
@@ -782,16 +841,75 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn symlink_parents_are_refused() {
+    fn symlinked_parents_are_resolved_inside_the_root() {
+        // A merged-/usr base: `lib -> usr/lib`, `bin -> /usr/bin`, plus links
+        // pointing out of the root, which stay inside it (as containerd's
+        // fs.RootPath and umoci's securejoin read them).
         let mut t = MergedTree::default();
         apply(
             &mut t,
             0,
-            vec![R::E("l", meta(EntryKind::Symlink, Some("/etc")))],
+            vec![
+                R::E("usr", dir()),
+                R::E("usr/lib", dir()),
+                R::E("usr/lib/old", file("", b"o").1),
+                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
+                R::E("bin", meta(EntryKind::Symlink, Some("/usr/bin"))),
+                R::E("l", meta(EntryKind::Symlink, Some("/etc"))),
+                R::E("up", meta(EntryKind::Symlink, Some("../../.."))),
+                R::E("loop", meta(EntryKind::Symlink, Some("loop/x"))),
+            ],
         )
         .unwrap();
-        let err = apply(&mut t, 1, vec![R::E("l/passwd", file("", b"x").1)]).unwrap_err();
+        apply(
+            &mut t,
+            1,
+            vec![
+                R::E("lib/x", file("", b"x").1),
+                R::E("lib/y", file("", b"y").1),
+                R::E("bin/sh", file("", b"sh").1),
+                R::E("l/passwd", file("", b"p").1),
+                R::E("up/escaped", file("", b"e").1),
+                R::E("lib/hl", meta(EntryKind::HardLink, Some("lib/x"))),
+                R::W("lib/old"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&t),
+            [
+                "bin",
+                "escaped",
+                "etc/passwd",
+                "l",
+                "lib",
+                "loop",
+                "up",
+                "usr",
+                "usr/bin/sh",
+                "usr/lib",
+                "usr/lib/hl",
+                "usr/lib/x",
+                "usr/lib/y"
+            ]
+        );
+        let hl = t.get(Path::new("usr/lib/hl")).unwrap();
+        assert_eq!(hl.link.as_deref(), Some(Path::new("usr/lib/x")));
+        assert_eq!(hl.content, t.get(Path::new("usr/lib/x")).unwrap().content);
+        assert_eq!(t.layers()[1].redirected, 6);
+        // A loop is an error naming the layer and the entry.
+        let err = apply(&mut t, 2, vec![R::E("loop/f", file("", b"").1)]).unwrap_err();
         assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+        assert!(err.to_string().contains("255"), "{err}");
+        // A directory entry replaces the symlink: later entries go under it.
+        apply(
+            &mut t,
+            3,
+            vec![R::E("lib", dir()), R::E("lib/z", file("", b"z").1)],
+        )
+        .unwrap();
+        assert!(t.get(Path::new("lib/z")).is_some());
+        assert_eq!(t.layers().last().unwrap().redirected, 0);
     }
 
     #[test]

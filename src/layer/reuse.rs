@@ -44,7 +44,7 @@ pub fn whole_layer(
     let first = picks.values().next()?;
     let layer = first.entry.layer;
     let info = tree.layers().get(layer as usize)?;
-    if info.whiteouts > 0 {
+    if info.whiteouts > 0 || info.redirected > 0 {
         return None;
     }
     if Compression::of_media_type(info.descriptor.media_type()).ok()? != opts.compression {
@@ -127,4 +127,45 @@ pub fn copy_layer(
         reused: true,
         paths: plan.paths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::merged::tests::{apply, dir, file, meta, R};
+    use crate::layer::select::SelectRule;
+
+    /// A layer that wrote `lib/x` through a lower `lib -> usr/lib` holds
+    /// `usr/lib/x` in the tree but `lib/x` in its blob: reusing the blob on
+    /// another base would put it elsewhere, so it is never reused whole.
+    #[test]
+    fn a_layer_written_through_a_symlink_is_not_reused() {
+        let mut t = MergedTree::default();
+        apply(
+            &mut t,
+            0,
+            vec![
+                R::E("usr", dir()),
+                R::E("usr/lib", dir()),
+                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
+                R::E("opt", dir()),
+            ],
+        )
+        .unwrap();
+        apply(&mut t, 1, vec![R::E("lib/x", file("", b"x").1)]).unwrap();
+        apply(&mut t, 2, vec![R::E("opt/y", file("", b"y").1)]).unwrap();
+        let opts = LayerOptions {
+            compression: Compression::None,
+            source_date_epoch: None,
+            ..LayerOptions::default()
+        };
+        let plan = |p: &str| {
+            let sel = Selection::new(vec![SelectRule::path(p)]);
+            let picks = sel.apply(&t).unwrap();
+            whole_layer(&t, &sel, &picks, &opts).map(|p| p.entries)
+        };
+        // The same shape, written directly: reused.
+        assert_eq!(plan("/opt/y"), Some(1));
+        assert_eq!(plan("/usr/lib/x"), None);
+    }
 }

@@ -27,13 +27,14 @@ use crate::digest::sha256;
 use crate::error::Result;
 use crate::image::ResolvedImage;
 
-const MAGIC: &[u8] = b"ocipack-tree-1\n";
+const MAGIC: &[u8] = b"ocipack-tree-2\n";
 
 /// Key of an image's tree.
 pub fn tree_key(img: &ResolvedImage) -> String {
     // tree-2: from when trees were only cached after their diff_ids
     // were verified; older entries are not trusted.
-    let mut s = String::from("tree-2");
+    // tree-3: layers record entries redirected through symlinked parents.
+    let mut s = String::from("tree-3");
     for d in img.layers() {
         s.push(' ');
         s.push_str(d.digest().as_ref());
@@ -277,6 +278,7 @@ fn encode(tree: &MergedTree, out: &mut Vec<u8>) -> io::Result<()> {
         w.u64(l.entries)?;
         w.u64(l.whiteouts)?;
         w.u64(l.max_mtime)?;
+        w.u64(l.redirected)?;
     }
     match root {
         None => w.u8(0)?,
@@ -311,6 +313,7 @@ fn decode(body: &[u8]) -> io::Result<MergedTree> {
             entries: r.u64()?,
             whiteouts: r.u64()?,
             max_mtime: r.u64()?,
+            redirected: r.u64()?,
         });
     }
     let root = match r.u8()? {

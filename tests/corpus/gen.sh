@@ -215,6 +215,45 @@ EOF
   mkimage "$OUT/py-layers" t "$WORK/l1.tar" "$WORK/l2.tar"
 }
 
+# A merged-/usr base (`lib -> usr/lib`, `bin -> /usr/bin`, as Debian and
+# Ubuntu ship) and a layer written through those links without directory
+# entries of its own (`lib/x`), as umoci insert, GNU tar or a hand-made tar
+# write it; plus links pointing out of the root (absolute, `..` above it),
+# which readers resolve inside the root.
+case_py_merged_usr() {
+  python3 - "$WORK" <<'EOF'
+import io, sys, tarfile
+w = sys.argv[1]
+def add(t, name, kind=tarfile.REGTYPE, data=b"", link="", mode=0o644, uid=0, gid=0):
+    i = tarfile.TarInfo(name)
+    i.type, i.mode, i.uid, i.gid, i.mtime, i.linkname = kind, mode, uid, gid, 1700000000, link
+    i.size = len(data)
+    t.addfile(i, io.BytesIO(data) if data else None)
+with tarfile.open(w + "/base.tar", "w", format=tarfile.PAX_FORMAT) as t:
+    for d in ["usr", "usr/lib", "usr/bin", "opt", "d"]:
+        add(t, d + "/", tarfile.DIRTYPE, mode=0o755)
+    add(t, "usr/lib/libbase.so", data=b"base\n")
+    add(t, "usr/lib/old", data=b"old\n")
+    add(t, "lib", tarfile.SYMTYPE, link="usr/lib")
+    add(t, "bin", tarfile.SYMTYPE, link="/usr/bin")
+    add(t, "abs", tarfile.SYMTYPE, link="/opt")
+    add(t, "d/up", tarfile.SYMTYPE, link="../../../..")
+with tarfile.open(w + "/over.tar", "w", format=tarfile.GNU_FORMAT) as t:
+    add(t, "lib/x", data=b"x\n")
+    add(t, "lib/sub/y", data=b"y\n")
+    add(t, "bin/tool", data=b"tool\n", mode=0o755)
+    add(t, "bin/sh", data=b"#!/bin/sh\n", mode=0o755)
+    add(t, "lib/.wh.old")
+    add(t, "lib/x.link", tarfile.LNKTYPE, link="lib/x")
+    add(t, "abs/a", data=b"a\n")
+    add(t, "d/up/top", data=b"top\n")
+with tarfile.open(w + "/opaque.tar", "w", format=tarfile.GNU_FORMAT) as t:
+    add(t, "lib/sub/.wh..wh..opq")
+    add(t, "lib/sub/z", data=b"z\n")
+EOF
+  mkimage "$OUT/py-merged-usr" t "$WORK/base.tar" "$WORK/over.tar" "$WORK/opaque.tar"
+}
+
 # A package base as a pipeline hands it over: the fixture base's rootfs
 # (unpacked by umoci) inserted at `/` into a fresh umoci image.
 case_umoci_base() {
