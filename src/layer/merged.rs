@@ -620,15 +620,7 @@ pub(crate) fn lexical(p: &Path) -> PathBuf {
     out
 }
 
-fn components(p: &Path) -> Vec<std::ffi::OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::layer::path::link_components as components;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -88,6 +88,20 @@ pub fn entry_name(raw: &Path, is_dir: bool) -> Result<EntryKind, String> {
     }
 }
 
+/// The components of a symlink target that matter when it is resolved
+/// inside a root: names and `..` (`/` and `.` drop out, since an absolute
+/// target starts again at the image root). Shared by the merged view and
+/// unpack so both read links the same way.
+pub fn link_components(p: &Path) -> Vec<std::ffi::OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A byte key whose order is the canonical entry order: path components
 /// compared one by one, so parents sort before children and a directory's
 /// subtree is contiguous (`a/b`, `a/b/c`, `a/b.txt`). `/` becomes NUL, which

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Links followed before giving up, as containerd and umoci (securejoin).
 pub const MAX_HOPS: usize = 255;
@@ -79,15 +79,7 @@ pub fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf, ResolveError> 
     }
 }
 
-fn components(p: &Path) -> Vec<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::layer::path::link_components as components;
 
 #[cfg(test)]
 mod tests {
