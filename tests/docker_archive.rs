@@ -7,10 +7,10 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::tools::{require, run_ok};
+use common::trees::fingerprint;
 use common::{fixtures, json, ocipack_err, ocipack_ok};
 use serde_json::Value;
 
@@ -48,23 +48,6 @@ fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> std::path::PathBuf {
         ],
     );
     bundle.join("rootfs")
-}
-
-/// Paths, types, modes, owners, links, sizes, non-directory mtimes,
-/// contents and xattrs.
-fn fingerprint(dir: &Path) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(concat!(
-            "find . -mindepth 1 -printf '%P %y %m %U %G %l %n %s\\n' | LC_ALL=C sort; ",
-            "find . -mindepth 1 ! -type d -printf '%P %T@\\n' | LC_ALL=C sort; ",
-            "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; ",
-            "getfattr -R -h -d -m - . 2>/dev/null | grep -v '^#' | LC_ALL=C sort"
-        ))
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn manifest_json(archive: &Path) -> Value {
