@@ -46,7 +46,7 @@ impl ArchiveReader {
         let n = file
             .read_at(&mut magic, 0)
             .map_err(|e| Error::io(&path, e))?;
-        if n >= 2 && magic[..2] == [0x1f, 0x8b] || n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        if crate::manifest::Compression::sniff(&magic[..n]).is_some() {
             return Err(Error::Unsupported(format!(
                 "{}: compressed archive; decompress it first (oci-archive is a plain tar)",
                 path.display()

@@ -134,13 +134,7 @@ impl DockerArchive {
         // `docker save | gzip` is common and `docker load` takes it: as
         // containers/image does, decompress once into an unnamed temp file
         // (removed when closed) and index that.
-        let compression = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-            Some(Compression::Gzip)
-        } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-            Some(Compression::Zstd)
-        } else {
-            None
-        };
+        let compression = Compression::sniff(&magic[..n]);
         let file = match compression {
             None => file,
             Some(c) => decompress_to_temp(&path, file, c)?,
@@ -347,10 +341,8 @@ fn sniff(a: &DockerArchive, name: &str, s: Section) -> Result<Compression> {
         .read_at(&mut magic[..s.size.min(6) as usize], s.offset)
         .map_err(|e| Error::io(&a.path, e))?;
     let m = &magic[..n];
-    if m.starts_with(&[0x1f, 0x8b]) {
-        Ok(Compression::Gzip)
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Compression::Zstd)
+    if let Some(c) = Compression::sniff(m) {
+        Ok(c)
     } else if m.starts_with(b"BZh") || m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Err(Error::Unsupported(format!(
             "{}: layer is bzip2 or xz compressed (only plain, gzip and zstd layers are read)",

@@ -204,6 +204,18 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// gzip or zstd by the stream's first bytes (their magic numbers);
+    /// `None` for anything else.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+
     pub fn of_media_type(mt: &MediaType) -> Result<Compression> {
         match mt {
             MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Ok(Compression::None),
