@@ -162,7 +162,7 @@ impl Unpacker {
                 entry,
                 format!(
                     "more than {} symlinks resolving its parent (a loop?)",
-                    resolve::MAX_HOPS
+                    crate::layer::path::MAX_ENTRY_LINK_HOPS
                 ),
             ),
             resolve::ResolveError::Io(p, e) => Error::io(p, e),

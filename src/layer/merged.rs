@@ -17,7 +17,9 @@ use std::sync::Mutex;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 
-use super::path::{descendants_range, key_path, sort_key};
+use super::path::{
+    descendants_range, key_path, link_components as components, sort_key, MAX_ENTRY_LINK_HOPS,
+};
 use super::scan::{self, Meta, Numbered, Record};
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
@@ -25,9 +27,6 @@ use crate::transport::ImageSource;
 
 /// Longest symlink chain followed (Linux's limit).
 pub const MAX_SYMLINK_HOPS: usize = 40;
-/// Longest symlink chain followed while placing a layer entry: containerd's
-/// `fs.RootPath` and umoci's securejoin both stop after 255 links.
-pub const MAX_APPLY_HOPS: usize = 255;
 
 /// Type of a filesystem entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -374,9 +373,9 @@ impl MergedTree {
     /// Resolves `path` (every component followed) against the tree built so
     /// far, as a layer entry's parent is resolved when it is applied:
     /// [`MergedTree::resolve_symlinks`] with containerd's and umoci's bound of
-    /// [`MAX_APPLY_HOPS`] links. The error names the layer and the entry.
+    /// [`MAX_ENTRY_LINK_HOPS`] links. The error names the layer and the entry.
     fn resolve_apply(&self, path: &Path, layer: &str, entry: &Path) -> Result<PathBuf> {
-        self.resolve_within(path, MAX_APPLY_HOPS)
+        self.resolve_within(path, MAX_ENTRY_LINK_HOPS)
             .map_err(|reason| Error::UnsafePath {
                 layer: layer.to_string(),
                 entry: entry.display().to_string(),
@@ -619,8 +618,6 @@ pub(crate) fn lexical(p: &Path) -> PathBuf {
     }
     out
 }
-
-use crate::layer::path::link_components as components;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -88,6 +88,11 @@ pub fn entry_name(raw: &Path, is_dir: bool) -> Result<EntryKind, String> {
     }
 }
 
+/// Longest symlink chain followed while placing a layer entry whose parent
+/// is a link: containerd's `fs.RootPath` and umoci's securejoin both stop
+/// after 255 links. The merged view and unpack share it.
+pub const MAX_ENTRY_LINK_HOPS: usize = 255;
+
 /// The components of a symlink target that matter when it is resolved
 /// inside a root: names and `..` (`/` and `.` drop out, since an absolute
 /// target starts again at the image root). Shared by the merged view and

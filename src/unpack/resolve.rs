@@ -14,13 +14,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Links followed before giving up, as containerd and umoci (securejoin).
-pub const MAX_HOPS: usize = 255;
+use crate::layer::path::{link_components as components, MAX_ENTRY_LINK_HOPS};
 
 /// Why a path could not be resolved.
 #[derive(Debug)]
 pub enum ResolveError {
-    /// More than [`MAX_HOPS`] symlinks: a loop.
+    /// More than [`MAX_ENTRY_LINK_HOPS`] symlinks: a loop.
     TooManyLinks,
     /// `lstat`/`readlink` failed on this path (other than "absent").
     Io(PathBuf, io::Error),
@@ -44,7 +43,7 @@ pub fn resolve(root: &Path, rel: &Path) -> Result<PathBuf, ResolveError> {
         match fs::symlink_metadata(&full) {
             Ok(m) if m.file_type().is_symlink() => {
                 hops += 1;
-                if hops > MAX_HOPS {
+                if hops > MAX_ENTRY_LINK_HOPS {
                     return Err(ResolveError::TooManyLinks);
                 }
                 let target = fs::read_link(&full).map_err(|e| ResolveError::Io(full, e))?;
@@ -78,8 +77,6 @@ pub fn resolve_parent(root: &Path, rel: &Path) -> Result<PathBuf, ResolveError> 
         _ => Ok(rel.to_path_buf()),
     }
 }
-
-use crate::layer::path::link_components as components;
 
 #[cfg(test)]
 mod tests {
