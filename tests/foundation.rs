@@ -672,20 +672,7 @@ fn full_disk_is_an_error_and_leaves_no_image() {
     }
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&mnt);
+    let _guard = common::Tmpfs::mount(mnt.clone(), "2m");
     // The base index is ~3.8 MB: it cannot fit in 2 MB.
     let dst = mnt.join("l");
     let err = ocipack_err(&[

@@ -237,20 +237,7 @@ fn a_full_disk_leaves_no_partial_rootfs() {
     let tar = tar_of(&[("opt/big", 0o644, &big)]);
     let (r, _) = with_layer(&l, "big", &gz(&tar), GZIP, sha256(&tar).as_ref());
     let mnt = t.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&mnt);
+    let _guard = common::Tmpfs::mount(mnt.clone(), "2m");
     let root = mnt.join("root");
     let err = unpack_err(&r, &root);
     assert!(err.contains("No space left on device"), "{err}");

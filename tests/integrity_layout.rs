@@ -327,32 +327,6 @@ fn failed_copy_leaves_no_layout_and_a_skeleton_is_completed() {
     assert!(err.contains("not empty"), "{err}");
 }
 
-/// Mounts a tmpfs of `size` under `dir`; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
-        assert!(
-            ocipack::unpack::is_root(),
-            "this test mounts a tmpfs: run it as root (tests/run.sh does)"
-        );
-        fs::create_dir_all(&dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs");
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 // Defect 8: a full disk while creating a new layout left a skeleton that
 // every retry refused. After freeing space, the same command succeeds and
 // fsck finds nothing wrong.

@@ -135,3 +135,30 @@ pub fn run_fail(cmd: &mut Command) -> String {
 pub fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
 }
+
+/// A small tmpfs mounted under `dir` (a full disk on demand), unmounted on
+/// drop. Needs root: tests/run.sh runs as root.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+        assert!(
+            ocipack::unpack::is_root(),
+            "this test mounts a tmpfs: run it as root (tests/run.sh does)"
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
