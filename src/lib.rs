@@ -13,6 +13,7 @@ pub mod digest;
 pub mod docker_archive;
 pub mod elf;
 pub mod error;
+pub mod extract;
 pub mod fsck;
 pub mod guard;
 pub mod image;

@@ -525,7 +525,8 @@ fn remove_all(p: &Path) -> Result<()> {
     }
 }
 
-fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
+/// Sets a path's mtime (and atime), never following a symlink.
+pub(crate) fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
     let c = cstr(p)?;
     let ts = libc::timespec {
         tv_sec: mtime as libc::time_t,
