@@ -303,79 +303,41 @@ pub fn to_bytes(cfg: &Value) -> Result<Vec<u8>> {
     canonical_json(cfg)
 }
 
-/// RFC 3339 UTC time of a Unix epoch (`2023-11-14T22:13:20Z`).
+/// The latest time RFC 3339 can write (`9999-12-31T23:59:59Z`): four-digit
+/// years.
+pub const MAX_RFC3339_EPOCH: u64 = 253_402_300_799;
+
+/// RFC 3339 UTC time of a Unix epoch (`2023-11-14T22:13:20Z`), by the `time`
+/// crate. An epoch past [`MAX_RFC3339_EPOCH`] is written as that time.
 pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    let secs = epoch.min(MAX_RFC3339_EPOCH) as i64;
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        // Unreachable within the clamp; a constant keeps the signature.
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_string())
 }
 
 /// Parses an RFC 3339 time (`2023-11-14T22:13:20Z`, fractions and
-/// `±HH:MM` offsets accepted) into Unix seconds; `None` if malformed or
-/// before 1970.
+/// `±HH:MM` offsets accepted, fractions dropped) into Unix seconds, by the
+/// `time` crate: impossible dates (February 31) are refused. `None` if
+/// malformed or before 1970.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6
-            && (o.starts_with('+') || o.starts_with('-'))
-            && o.as_bytes()[3] == b':' =>
-        {
-            let v =
-                o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
+    // RFC 3339 lets applications use a space for `T` (section 5.6's note),
+    // which the `time` crate does not take; the parser before it did.
+    let t_form;
+    let s = match s.as_bytes().get(10) {
+        Some(b' ') if s.is_char_boundary(10) && s.is_char_boundary(11) => {
+            t_form = format!("{}T{}", &s[..10], &s[11..]);
+            t_form.as_str()
         }
-        _ => return None,
+        _ => s,
     };
-    // Days since 1970-01-01 (inverse of the civil-date algorithm above).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss - offset).ok()
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 #[cfg(test)]
@@ -398,6 +360,23 @@ mod tests {
         // rejected, not sliced mid-character.
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20+0\u{e9}00"), None);
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20\u{e9}\u{e9}\u{e9}"), None);
+        // Impossible dates and times, which the hand-written parser let by.
+        for bad in [
+            "2024-02-31T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T12:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00+24:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        // Lowercase separators and a space, as RFC 3339 allows.
+        assert_eq!(parse_rfc3339("2023-11-14t22:13:20z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14 22:13:20Z"), Some(1_700_000_000));
+        // Formatting is unchanged: whole seconds, `Z`, the year clamped.
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     fn base() -> Value {
