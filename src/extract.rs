@@ -41,10 +41,10 @@ use crate::error::{Error, Result};
 use crate::guard::elf::ElfCheck;
 use crate::guard::GuardOutcome;
 use crate::image::ResolvedImage;
-use crate::index::provenance::Provenance;
-use crate::layer::merged::{ContentRef, EntryKind, MergedTree, TreeEntry};
 use crate::layer::scan::{self, Check};
+use crate::layer::{ContentRef, FileKind, MergedTree, TreeEntry};
 use crate::platform::TargetArch;
+use crate::provenance::Provenance;
 use crate::transport::ImageSource;
 use crate::unpack::staging::Staging;
 
@@ -268,7 +268,7 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                 .resolve_symlinks(&anc)
                 .ok()
                 .and_then(|p| tree.get(&p))
-                .filter(|e| e.kind == EntryKind::Dir);
+                .filter(|e| e.kind == FileKind::Dir);
             items.insert(
                 anc.clone(),
                 Item {
@@ -288,7 +288,7 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
         };
         let entries = top.into_iter().chain(
             tree.descendants(&r.resolved)
-                .filter(|_| top.is_none_or(|t| t.kind == EntryKind::Dir)),
+                .filter(|_| top.is_none_or(|t| t.kind == FileKind::Dir)),
         );
         for e in entries {
             let rel = e.path.strip_prefix(&r.resolved).unwrap_or(&e.path);
@@ -304,13 +304,13 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                 ));
             }
             let item = match e.kind {
-                EntryKind::Dir => item(e, FileType::Dir, None),
-                EntryKind::File | EntryKind::HardLink => item(e, FileType::File, None),
-                EntryKind::Symlink => {
+                FileKind::Dir => item(e, FileType::Dir, None),
+                FileKind::File | FileKind::HardLink => item(e, FileType::File, None),
+                FileKind::Symlink => {
                     let link = symlink_in_target(tree, roots, e, &dest)?;
                     item(e, FileType::Symlink, Some(link))
                 }
-                EntryKind::Char | EntryKind::Block | EntryKind::Fifo => {
+                FileKind::Char | FileKind::Block | FileKind::Fifo => {
                     tracing::warn!(path = %e.path.display(), "not extracting a device node or FIFO");
                     skipped.insert(format!("/{}", e.path.display()));
                     continue;

@@ -8,27 +8,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::labels::{BASE_DIGEST, BASE_NAME};
 use crate::manifest::canonical_json;
 use crate::platform::TargetArch;
+use crate::provenance::Provenance;
 use crate::recipe::{ConfigEdit, Healthcheck};
-
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// The PATH Docker and BuildKit give a Linux container whose config sets
 /// none (moby `oci.DefaultPathEnv`, BuildKit `system.DefaultPathEnvUnix`).
 /// A recipe prepending to PATH on such a base starts from this, or the
 /// result would hold only the prepended directories.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Where an image came from, recorded as labels.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Provenance {
-    pub run_id: String,
-    /// The parent image's manifest digest.
-    pub parent_digest: String,
-    pub parent_stage: Option<String>,
-}
 
 fn invalid(reason: impl Into<String>) -> Error {
     Error::invalid("image config", reason)
@@ -225,13 +215,18 @@ pub fn apply_edit(cfg: &mut Value, edit: &ConfigEdit) -> Result<()> {
     Ok(())
 }
 
-/// Records provenance labels.
+/// Records provenance labels (run id, parent digest and stage; the fields
+/// a step knows, see [`Provenance::stamp`]).
 pub fn set_provenance(cfg: &mut Value, p: &Provenance) -> Result<()> {
     let mut labels = BTreeMap::new();
-    labels.insert(crate::labels::run_id(), p.run_id.clone());
-    labels.insert(crate::labels::parent_digest(), p.parent_digest.clone());
-    if let Some(s) = &p.parent_stage {
-        labels.insert(crate::labels::parent_stage(), s.clone());
+    for (name, value) in [
+        (crate::labels::run_id(), &p.run_id),
+        (crate::labels::parent_digest(), &p.parent_digest),
+        (crate::labels::parent_stage(), &p.parent_stage),
+    ] {
+        if let Some(v) = value {
+            labels.insert(name, v.clone());
+        }
     }
     set_labels(cfg, &labels)
 }
@@ -291,9 +286,9 @@ pub fn add_layer(cfg: &mut Value, diff_id: &str, created: &str, created_by: &str
 /// `org.opencontainers.image.base.*` manifest annotations (`base.name` only
 /// when the base has a fully qualified name).
 pub fn base_annotations(base_name: Option<&str>, base_digest: &str) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::from([(ANNOTATION_BASE_DIGEST.to_string(), base_digest.to_string())]);
+    let mut a = BTreeMap::from([(BASE_DIGEST.to_string(), base_digest.to_string())]);
     if let Some(name) = base_name {
-        a.insert(ANNOTATION_BASE_NAME.to_string(), name.to_string());
+        a.insert(BASE_NAME.to_string(), name.to_string());
     }
     a
 }
@@ -489,11 +484,7 @@ mod tests {
         assert_eq!(c["history"][1]["created_by"], "ocipack package: payload");
         set_provenance(
             &mut c,
-            &Provenance {
-                run_id: "r1".into(),
-                parent_digest: "sha256:cc".into(),
-                parent_stage: Some("base".into()),
-            },
+            &Provenance::stamp("r1".into(), "sha256:cc".into(), Some("base".into())),
         )
         .unwrap();
         assert_eq!(
@@ -514,7 +505,7 @@ mod tests {
         let s = String::from_utf8(a).unwrap();
         assert!(s.find("\"architecture\"").unwrap() < s.find("\"config\"").unwrap());
         let ann = base_annotations(Some("ghcr.io/k/b:base-arm64"), "sha256:dd");
-        assert_eq!(ann[ANNOTATION_BASE_DIGEST], "sha256:dd");
+        assert_eq!(ann[BASE_DIGEST], "sha256:dd");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod layer;
 pub mod layout;
 pub mod manifest;
 pub mod platform;
+pub mod provenance;
 pub mod recipe;
 pub mod reference;
 pub mod registry;

@@ -7,7 +7,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::writer::BuiltLayer;
+use super::output::BuiltLayer;
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::layout::Layout;

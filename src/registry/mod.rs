@@ -38,6 +38,7 @@ mod auth;
 mod client;
 mod creds;
 mod download;
+mod hosts;
 mod manifests;
 mod progress;
 mod retry;
@@ -48,8 +49,9 @@ mod upload;
 
 use std::time::Duration;
 
-pub use client::{is_loopback, RegistryClient};
+pub use client::RegistryClient;
 pub use creds::{auth_files, AuthFile, Credentials};
+pub use hosts::is_loopback;
 pub use progress::Progress;
 pub use retry::RetryPolicy;
 pub use sink::{MountedBlob, RegistrySink, TransferLog};
