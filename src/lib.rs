@@ -31,6 +31,7 @@ pub mod reference;
 pub mod registry;
 pub mod smoke;
 pub mod step;
+pub mod timestamp;
 pub mod transport;
 pub mod tree;
 pub mod unpack;

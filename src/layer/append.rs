@@ -66,7 +66,7 @@ pub fn append_layers(
     let obj = config
         .as_object_mut()
         .ok_or_else(|| Error::invalid(&what, "not a JSON object"))?;
-    let created = epoch.map(crate::imageconfig::rfc3339);
+    let created = epoch.map(crate::timestamp::rfc3339);
     if let Some(c) = &created {
         obj.insert("created".into(), json!(c));
     }
