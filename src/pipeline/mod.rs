@@ -358,3 +358,126 @@ fn build_arch(
     observer.done(arch, &w.digest);
     Ok((pkg, w))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick start (README) on the fixtures.
+    fn quick_start() -> BuildPlan {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fx = root.join("fixtures");
+        BuildPlan {
+            arches: TargetArch::ALL.to_vec(),
+            base: format!("oci:{}:base", fx.join("base").display()),
+            artifact: format!(
+                "oci:{}:cross-android-{{arch}}",
+                fx.join("artifacts").display()
+            ),
+            inputs: BTreeMap::from([(
+                "venv".to_string(),
+                format!(
+                    "oci:{}:venv-export-{{arch}}",
+                    fx.join("artifacts").display()
+                ),
+            )]),
+            package_recipe: root.join("layouts/fixtures/package.toml"),
+            wrapper_recipe: root.join("layouts/fixtures/wrapper.toml"),
+            out: "oci:/nonexistent/out:latest-cross".parse().unwrap(),
+            publish: None,
+            aliases: Vec::new(),
+            force: false,
+            vars: VarInputs::default(),
+            run_id: None,
+            waivers: BTreeMap::new(),
+            threads: 1,
+            layer_options: LayerOptions::default(),
+            source_registry: RegistryOptions::default(),
+            dest_registry: RegistryOptions::default(),
+        }
+    }
+
+    fn run_id(plan: &BuildPlan) -> Result<String> {
+        plan.run_id(&plan.arch_plans()?)
+    }
+
+    #[test]
+    fn the_quick_start_keeps_its_run_id() {
+        // The id the quick start's images carry (tests/pipeline.rs pins
+        // their digests).
+        assert_eq!(run_id(&quick_start()).unwrap(), "ocipack-b0ba15def530b491");
+        let mut given = quick_start();
+        given.run_id = Some("run-7".into());
+        assert_eq!(run_id(&given).unwrap(), "run-7");
+    }
+
+    #[test]
+    fn set_versions_and_arches_change_the_run_id() {
+        let id = run_id(&quick_start()).unwrap();
+        let mut set = quick_start();
+        set.vars.set("GCC_VERSION=16.1.0").unwrap();
+        let with_set = run_id(&set).unwrap();
+        assert_ne!(with_set, id, "--set");
+        set.vars.set("GCC_VERSION=16.2.0").unwrap();
+        assert_ne!(run_id(&set).unwrap(), with_set, "another --set value");
+        let mut versions = quick_start();
+        versions
+            .vars
+            .versions
+            .insert("GCC_VERSION".into(), "16.1.0".into());
+        assert_ne!(run_id(&versions).unwrap(), id, "--versions");
+        let mut arches = quick_start();
+        arches.arches = vec![TargetArch::Riscv64];
+        assert_ne!(run_id(&arches).unwrap(), id, "--target-arches");
+    }
+
+    #[test]
+    fn an_unreadable_recipe_is_an_error() {
+        let mut plan = quick_start();
+        plan.wrapper_recipe = "/nonexistent/wrapper.toml".into();
+        let e = run_id(&plan).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/wrapper.toml"), "{e}");
+    }
+
+    #[test]
+    fn per_arch_references_and_tags() {
+        let mut plan = quick_start();
+        plan.publish = Some(Publish {
+            image: "docker://registry.example/r/runtime:latest-cross"
+                .parse()
+                .unwrap(),
+            push_all: true,
+        });
+        let plans = plan.arch_plans().unwrap();
+        let arm = &plans[1];
+        assert_eq!(arm.arch, TargetArch::Arm64);
+        assert!(arm.artifact.to_string().ends_with(":cross-android-arm64"));
+        assert!(arm.inputs["venv"]
+            .to_string()
+            .ends_with(":venv-export-arm64"));
+        assert_eq!(
+            arm.package.to_string(),
+            "oci:/nonexistent/out:latest-cross-package-arm64"
+        );
+        assert_eq!(
+            arm.wrapper.to_string(),
+            "oci:/nonexistent/out:latest-cross-arm64"
+        );
+        let (pkg, wrp) = arm.publish.as_ref().unwrap();
+        assert_eq!(
+            pkg.to_string(),
+            "docker://registry.example/r/runtime:latest-cross-package-arm64"
+        );
+        assert_eq!(
+            wrp.to_string(),
+            "docker://registry.example/r/runtime:latest-cross-arm64"
+        );
+        assert_eq!(
+            arm.publish_base.as_ref().unwrap().to_string(),
+            "docker://registry.example/r/runtime:latest-cross-base-arm64"
+        );
+        let mut untagged = quick_start();
+        untagged.out = "oci:/nonexistent/out".parse().unwrap();
+        assert!(untagged.arch_plans().is_err());
+    }
+}
