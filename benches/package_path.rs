@@ -18,7 +18,7 @@ use ocipack::layer::{
 };
 use ocipack::layout::Layout;
 use ocipack::reference::Reference;
-use ocipack::transport::open_source;
+use ocipack::transport::open_source_with;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     opts.cache = cache.as_ref().map(|c| c.dir().to_path_buf());
 
     let t0 = Instant::now();
-    let src = open_source(&from.parse()?)?;
+    let src = open_source_with(&from.parse()?, &Default::default())?;
     let img = resolve_image(src.as_ref(), None)?;
     let tree = MergedTree::load_cached(src.as_ref(), &img, cache.as_ref())?;
     let t_tree = t0.elapsed();
@@ -76,7 +76,7 @@ fn main() -> Result<()> {
         &opts,
     )?;
     let t_layer = t0.elapsed();
-    let base_src = open_source(&base.parse()?)?;
+    let base_src = open_source_with(&base.parse()?, &Default::default())?;
     let base_img = resolve_image(base_src.as_ref(), None)?;
     let entries = built.entries;
     let reused = built.reused;

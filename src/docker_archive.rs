@@ -40,13 +40,13 @@ use crate::digest::{
     check_sha256, parse_sha256, read_verified, sha256, HashingReader, HashingWriter,
     VerifyingReader,
 };
+use crate::endpoint::{ImageSink, ImageSource};
 use crate::error::{Error, Result};
 use crate::manifest::{
     Compression, RawManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, DOCKER_MANIFEST,
     MAX_METADATA_SIZE,
 };
 use crate::reference::{ArchiveImage, Reference};
-use crate::transport::{ImageSink, ImageSource};
 
 /// Media type of an uncompressed Docker layer.
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";

@@ -80,6 +80,16 @@ pub enum Error {
     #[error("{input}: {error}")]
     InInput { input: String, error: Box<Error> },
 
+    /// What a pipeline was doing when it failed (`package for arm64`,
+    /// `publishing REF`); the cause stays reachable, so a failed guard or
+    /// gate is still a failed check.
+    #[error("{what}: {error}")]
+    During {
+        what: String,
+        #[source]
+        error: Box<Error>,
+    },
+
     /// A publishing gate (completeness, coherence, freshness) refused.
     #[error("{gate} gate failed: {reason}")]
     Gate { gate: String, reason: String },
@@ -201,6 +211,14 @@ impl Error {
     pub fn in_input(self, input: impl Into<String>) -> Self {
         Error::InInput {
             input: input.into(),
+            error: Box::new(self),
+        }
+    }
+
+    /// Says what a pipeline was doing (`package for arm64`).
+    pub fn during(self, what: impl Into<String>) -> Self {
+        Error::During {
+            what: what.into(),
             error: Box::new(self),
         }
     }

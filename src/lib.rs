@@ -1,7 +1,7 @@
 //! ocipack: assemble, verify and publish multi-arch OCI images from BuildKit
 //! artifacts, without a daemon, root or QEMU.
 //!
-//! The core is small: [`transport::ImageSource`] and [`transport::ImageSink`]
+//! The core is small: [`endpoint::ImageSource`] and [`endpoint::ImageSink`]
 //! over layouts, archives and registries; everything else (copy, inspect,
 //! unpack, the layer engine, packaging) is written against them.
 
@@ -12,6 +12,7 @@ pub mod copy;
 pub mod digest;
 pub mod docker_archive;
 pub mod elf;
+pub mod endpoint;
 pub mod error;
 pub mod extract;
 pub mod fsck;
@@ -24,11 +25,13 @@ pub mod labels;
 pub mod layer;
 pub mod layout;
 pub mod manifest;
+pub mod pipeline;
 pub mod platform;
 pub mod provenance;
 pub mod recipe;
 pub mod reference;
 pub mod registry;
+pub mod run_id;
 pub mod smoke;
 pub mod step;
 pub mod timestamp;

@@ -12,18 +12,6 @@ use std::path::{Path, PathBuf};
 /// A module path from the crate root (`["layer", "merged"]`).
 type Module = Vec<String>;
 
-/// Edges a branch in flight removes. `transport.rs` holds the image traits
-/// and the openers that dispatch over every transport, so each transport
-/// (registry, layouts, archives) and `transport` import each other. The
-/// `pipeline` branch moves the openers out of `transport.rs` (issue 12,
-/// part 4): once merged, these entries must go.
-const ALLOWED: &[(&str, &str)] = &[
-    ("transport", "registry"),
-    ("transport", "layout"),
-    ("transport", "archive"),
-    ("transport", "docker_archive"),
-];
-
 #[test]
 fn no_import_cycles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -160,8 +148,7 @@ fn collapse(
                 continue;
             }
             let (x, y) = (a[..=n].to_vec(), b[..=n].to_vec());
-            let allowed = n == 0 && ALLOWED.iter().any(|(f, t)| x == [*f] && y == [*t]);
-            if x != y && !allowed {
+            if x != y {
                 g.entry(x).or_default().insert(y);
             }
         }

@@ -16,7 +16,7 @@ use ocipack::layer::{layer_from_image, LayerOptions, MergedTree, SelectRule, Sel
 use ocipack::layout::Layout;
 use ocipack::manifest::{canonical_json, Compression, RawManifest};
 use ocipack::reference::Reference;
-use ocipack::transport::open_source;
+use ocipack::transport::open_source_with;
 use serde_json::json;
 
 fn s(p: &Path) -> String {
@@ -185,7 +185,7 @@ fn case(dir: &Path, layout: &str, tag: &'static str) -> Case<'static> {
 /// way unpack resolves them, content streamed through the layer writer.
 fn whole_tree_image(reference: &str, dir: &Path) {
     let r: Reference = reference.parse().unwrap();
-    let src = open_source(&r).unwrap();
+    let src = open_source_with(&r, &Default::default()).unwrap();
     let img = resolve_image(src.as_ref(), None).unwrap();
     let tree = MergedTree::load(src.as_ref(), &img).unwrap();
     let out = Layout::open_or_create(dir).unwrap();
@@ -470,7 +470,7 @@ fn a_layer_written_through_merged_usr_symlinks_lands_where_umoci_puts_it() {
     // link leads to.
     assert!(!fp.contains("usr/lib/old") && !fp.contains("sub/y"), "{fp}");
     // The merged view (package, verify, guards) keys them the same way.
-    let src = open_source(&r.parse::<Reference>().unwrap()).unwrap();
+    let src = open_source_with(&r.parse::<Reference>().unwrap(), &Default::default()).unwrap();
     let img = resolve_image(src.as_ref(), None).unwrap();
     let tree = MergedTree::load(src.as_ref(), &img).unwrap();
     for p in [

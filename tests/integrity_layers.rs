@@ -40,7 +40,8 @@ fn with_layer(
 ) -> (String, String) {
     let l = Layout::open_or_create(layout).unwrap();
     let base = format!("oci:{}:base-amd64", layout.display());
-    let src = ocipack::transport::open_source(&base.parse().unwrap()).unwrap();
+    let src =
+        ocipack::transport::open_source_with(&base.parse().unwrap(), &Default::default()).unwrap();
     let img = ocipack::image::resolve_image(src.as_ref(), None).unwrap();
     let layer = l
         .write_blob_bytes(blob, MediaType::Other(media_type.into()))

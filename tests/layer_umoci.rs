@@ -21,14 +21,14 @@ use ocipack::layer::{
 use ocipack::layout::Layout;
 use ocipack::manifest::{canonical_json, Compression, RawManifest};
 use ocipack::reference::Reference;
-use ocipack::transport::{open_source, ImageSource};
+use ocipack::transport::{open_source_with, ImageSource};
 use serde_json::json;
 
 fn source(layout: &str, tag: &str) -> (Box<dyn ImageSource>, ResolvedImage) {
     let r: Reference = format!("oci:{}:{tag}", fixtures().join(layout).display())
         .parse()
         .unwrap();
-    let src = open_source(&r).unwrap();
+    let src = open_source_with(&r, &Default::default()).unwrap();
     let img = resolve_image(src.as_ref(), None).unwrap();
     (src, img)
 }
@@ -332,7 +332,7 @@ fn output_depends_on_the_tree_not_on_layer_split_or_threads() {
     let r: Reference = format!("oci:{}:flat", out.root().display())
         .parse()
         .unwrap();
-    let src2 = open_source(&r).unwrap();
+    let src2 = open_source_with(&r, &Default::default()).unwrap();
     let img2 = resolve_image(src2.as_ref(), None).unwrap();
     let tree2 = MergedTree::load(src2.as_ref(), &img2).unwrap();
     let again = layer_from_image(

@@ -9,8 +9,9 @@ use ocipack::layout::Layout;
 use ocipack::manifest::Compression;
 use ocipack::platform::PlatformSpec;
 use ocipack::reference::Reference;
-use ocipack::transport::{open_sink, open_source};
 use serde::Serialize;
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,6 +47,8 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 fn compression_arg(s: &str) -> Result<Compression, String> {
@@ -79,7 +82,7 @@ struct Report {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let src = open_source(&a.base).with_context(|| format!("opening {}", a.base))?;
+    let src = a.registry.open_source_quiet(&a.base)?;
     let img = resolve_image(src.as_ref(), a.arch.as_ref())
         .with_context(|| format!("resolving {}", a.base))?;
     let mut opts = LayerOptions {
@@ -162,8 +165,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     appended.descriptor.digest().clone(),
                 )),
             };
-            let s = open_source(&staged)?;
-            let sink = open_sink(other).with_context(|| format!("opening {other}"))?;
+            let s = a.registry.open_source_quiet(&staged)?;
+            let progress = super::registry_args::ProgressScope::new("pushed", a.json);
+            let (sink, _) = a.registry.open_sink(other, &a.base, &progress.0)?;
             copy_image(
                 s.as_ref(),
                 sink,

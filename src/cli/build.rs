@@ -1,21 +1,18 @@
-//! `build`: package then wrapper for every arch into one layout, and the
-//! index over them. With `--push` that layout is the staging area: the
-//! per-arch images and the index are then published through `manifest`'s
-//! code (gates, children by digest before the index, tags last, pins).
+//! `build`: the command line of [`ocipack::pipeline`]. Flags become a
+//! [`BuildPlan`]; the pipeline reports through the spinners (an
+//! [`Observer`]) and its [`BuildReport`] is printed.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use ocipack::index::pins::{write_digest_file, write_digestfile, Pins};
+use ocipack::index::pins::{write_digest_file, write_digestfile};
 use ocipack::index::publish::alias_reference;
-use ocipack::index::push::{push_image, push_platform_image, PushedImage};
-use ocipack::index::{plan_index, publish_index, IndexOptions, IndexReport};
-use ocipack::platform::{parse_arch_list, PlatformSpec, TargetArch};
-use ocipack::recipe::RecipeKind;
+use ocipack::layer::LayerOptions;
+use ocipack::pipeline::{build, ArchPlan, BuildPlan, BuildReport, Observer, Publish};
+use ocipack::platform::{parse_arch_list, TargetArch};
 use ocipack::reference::Reference;
-use ocipack::step::run::run_step;
-use ocipack::step::{derive_run_id, StepReport};
-use ocipack::transport::open_source;
+use ocipack::registry::Progress;
 
 use super::registry_args::{ProgressScope, RegistryArgs};
 
@@ -101,44 +98,6 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
-#[derive(serde::Serialize)]
-struct BuildReport {
-    run_id: String,
-    packages: Vec<StepReport>,
-    wrappers: Vec<StepReport>,
-    /// The index in the (staging) layout.
-    index: IndexReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    published: Option<Published>,
-    /// Reference -> pin of what this run leaves for the next stage.
-    pins: Pins,
-}
-
-/// What `--push` published.
-#[derive(serde::Serialize)]
-struct Published {
-    /// Base images (`--push-all`, as `<tag>-base-<arch>`), in arch order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    bases: Vec<PushedImage>,
-    /// Package stage images (`--push-all`), in arch order.
-    packages: Vec<PushedImage>,
-    /// The per-arch images and the index, as `manifest --push` reports them.
-    index: IndexReport,
-}
-
-/// One arch: inputs, the staged images, and where they are published.
-struct ArchPlan {
-    arch: TargetArch,
-    base: Reference,
-    artifact: Reference,
-    package: Reference,
-    wrapper: Reference,
-    /// (package, wrapper) destinations with --push.
-    publish: Option<(Reference, Reference)>,
-    /// Where --push-all pushes the base: `<tag>-base-<arch>`.
-    publish_base: Option<Reference>,
-}
-
 /// The `--dry-run --json` plan.
 #[derive(serde::Serialize)]
 struct DryRun {
@@ -167,11 +126,6 @@ struct DryStep {
     output: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     push_to: Option<String>,
-}
-
-fn per_arch(template: &str, arch: TargetArch) -> anyhow::Result<Reference> {
-    let s = template.replace("{arch}", arch.oci_name());
-    s.parse().with_context(|| format!("reference {s}"))
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -226,81 +180,77 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Reference::parse(&format!("oci:{}:{tag}", path.display()))?
         }
     };
-    let mut plan = Vec::new();
-    for &arch in &arches {
-        let publish = match &image {
-            Some(img) => Some((
-                img.with_tag(&format!("{tag}-package-{arch}"))?,
-                img.with_tag(&format!("{tag}-{arch}"))?,
-            )),
-            None => None,
-        };
-        let publish_base = match &image {
-            Some(img) if a.push_all => Some(img.with_tag(&format!("{tag}-base-{arch}"))?),
-            _ => None,
-        };
-        plan.push(ArchPlan {
-            arch,
-            base: per_arch(&a.base, arch)?,
-            artifact: per_arch(&a.artifact, arch)?,
-            package: out.with_tag(&format!("{tag}-package-{arch}"))?,
-            wrapper: out.with_tag(&format!("{tag}-{arch}"))?,
-            publish,
-            publish_base,
-        });
-    }
     let index_ref = image.clone().unwrap_or_else(|| out.clone());
     let aliases = a
         .aliases
         .iter()
         .map(|s| alias_reference(&index_ref, s))
         .collect::<Result<Vec<_>, _>>()?;
-    if a.dry_run {
-        return print_plan(&a, &plan, &out, image.as_ref(), &aliases);
-    }
-
-    let (run_id, packages, wrappers) = build_all(&a, &arches, &plan)?;
-    // The index in the layout, gated: a build that cannot be indexed
-    // stops here, before anything is pushed.
-    let mut opts = IndexOptions::new(out.clone(), arches.clone(), None)?;
-    opts.force = a.force;
-    if image.is_none() {
-        opts.aliases = aliases.clone();
-    }
-    let mut iplan = plan_index(&opts).with_context(|| format!("indexing {out}"))?;
-    iplan.check_gates()?;
-    let index = iplan.publish()?;
-
-    let published = match &image {
-        Some(img) => Some(publish(&a, &plan, img, &aliases)?),
-        None => None,
+    // Pushes draw their bars while they run; reading the inputs is quiet
+    // (the per-arch spinners show the steps).
+    let progress = ProgressScope::new("pushed", a.json || a.dry_run);
+    let plan = BuildPlan {
+        arches,
+        base: a.base.clone(),
+        artifact: a.artifact.clone(),
+        inputs: input_templates(&a.inputs)?,
+        package_recipe: a.package_recipe.clone(),
+        wrapper_recipe: a.wrapper_recipe.clone(),
+        out: out.clone(),
+        publish: image.clone().map(|image| Publish {
+            image,
+            push_all: a.push_all,
+        }),
+        aliases,
+        force: a.force,
+        vars: super::package::vars(&a.sets, a.versions.as_deref())?,
+        run_id: a.run_id.clone(),
+        waivers: super::package::waivers(&a.waive)?,
+        threads: a.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        layer_options: LayerOptions {
+            cache: super::package::cache_dir(a.no_cache),
+            ..LayerOptions::default()
+        },
+        source_registry: a.registry.source_options(&Progress::hidden())?,
+        dest_registry: a.registry.dest_options(&progress.0)?,
     };
-    let mut pins = Pins::new();
-    match &published {
-        Some(p) => {
-            for pkg in p.bases.iter().chain(&p.packages) {
-                pins.insert(pkg.destination.clone(), pkg.pin.clone());
-            }
-            pins.extend(p.index.pins.clone());
-        }
-        None => {
-            for s in &packages {
-                pins.insert(s.reference.clone(), s.pin.clone());
-            }
-            pins.extend(index.pins.clone());
-        }
+    let arch_plans = plan.arch_plans()?;
+    if a.dry_run {
+        return print_plan(&a, &arch_plans, &out, image.as_ref(), &plan.aliases);
     }
+
+    let stages = StageBars::new(plan.arches.iter().copied(), a.json);
+    let report = build(&plan, &stages)?;
+    drop(stages);
+    drop(progress);
     // The staging directory goes; what was pushed is in the report.
     let temporary_staging = staging_dir.is_some();
     drop(staging_dir);
-    let report = BuildReport {
-        run_id,
-        packages,
-        wrappers,
-        index,
-        published,
-        pins,
-    };
+    print_report(&a, &report, &out, temporary_staging)
+}
+
+/// `--input NAME=REF` templates, each name once.
+fn input_templates(inputs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for i in inputs {
+        let (k, v) = super::package::kv(i, "--input")?;
+        if map.insert(k.clone(), v).is_some() {
+            bail!("input {k} given twice");
+        }
+    }
+    Ok(map)
+}
+
+fn print_report(
+    a: &Args,
+    report: &BuildReport,
+    out: &Reference,
+    temporary_staging: bool,
+) -> anyhow::Result<()> {
     if let Some(p) = &report.published {
         super::manifest::warn_forced(&p.index);
     }
@@ -314,7 +264,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {
-        return super::print_json(&report);
+        return super::print_json(report);
     }
     if !temporary_staging {
         for w in &report.wrappers {
@@ -361,11 +311,7 @@ fn print_plan(
             push_to: pkg_dest,
         });
         let mut inputs = vec![p.package.to_string()];
-        inputs.extend(
-            a.inputs
-                .iter()
-                .map(|i| i.replace("{arch}", p.arch.oci_name())),
-        );
+        inputs.extend(p.inputs.iter().map(|(name, r)| format!("{name}={r}")));
         steps.push(DryStep {
             arch: p.arch,
             stage: "wrapper",
@@ -426,188 +372,6 @@ fn print_plan(
     Ok(())
 }
 
-/// Builds package then wrapper for every arch, the arches in parallel.
-fn build_all(
-    a: &Args,
-    arches: &[TargetArch],
-    plan: &[ArchPlan],
-) -> anyhow::Result<(String, Vec<StepReport>, Vec<StepReport>)> {
-    // One run id for the whole run: the index's coherence gate needs it.
-    let run_id = match &a.run_id {
-        Some(r) => r.clone(),
-        None => {
-            let mut parts = Vec::new();
-            for p in plan {
-                for r in [&p.base, &p.artifact] {
-                    let src = open_source(r)?;
-                    parts.push(src.resolve()?.digest().to_string());
-                }
-            }
-            parts.push(std::fs::read_to_string(&a.package_recipe).unwrap_or_default());
-            parts.push(std::fs::read_to_string(&a.wrapper_recipe).unwrap_or_default());
-            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-            derive_run_id(&refs)
-        }
-    };
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let per = (threads / arches.len()).max(1);
-    let step_args = |arch: TargetArch, recipe: &Path, base: &Reference, out: &Reference| {
-        super::package::StepArgs {
-            arch,
-            base: base.clone(),
-            recipe: recipe.to_path_buf(),
-            out: out.clone(),
-            inputs: Vec::new(),
-            sets: a.sets.clone(),
-            versions: a.versions.clone(),
-            run_id: Some(run_id.clone()),
-            waive: a.waive.clone(),
-            threads: Some(per),
-            no_cache: a.no_cache,
-            json: false,
-        }
-    };
-    // The arches in parallel: each is mostly its own compression work, and
-    // the layout takes concurrent writers (blobs by digest, locked index).
-    let stages = StageBars::new(plan.iter().map(|p| p.arch), a.json);
-    let stages = &stages;
-    let results: Vec<anyhow::Result<(StepReport, StepReport)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .iter()
-            .map(|p| {
-                let pa = step_args(p.arch, &a.package_recipe, &p.base, &p.package);
-                let mut wa = step_args(p.arch, &a.wrapper_recipe, &p.package, &p.wrapper);
-                wa.inputs = a
-                    .inputs
-                    .iter()
-                    .map(|i| i.replace("{arch}", p.arch.oci_name()))
-                    .collect();
-                s.spawn(move || -> anyhow::Result<(StepReport, StepReport)> {
-                    let arch = p.arch;
-                    stages.stage(arch, &format!("package -> {}", p.package));
-                    let req = super::package::request(
-                        &pa,
-                        RecipeKind::Package,
-                        Some(("artifact", &p.artifact)),
-                    )?;
-                    let pkg = run_step(&req)
-                        .with_context(|| format!("package for {arch}"))
-                        .inspect_err(|_| stages.done(arch, "package failed"))?;
-                    stages.stage(arch, &format!("wrapper -> {}", p.wrapper));
-                    let req = super::package::request(&wa, RecipeKind::Wrapper, None)?;
-                    let w = run_step(&req)
-                        .with_context(|| format!("wrapper for {arch}"))
-                        .inspect_err(|_| stages.done(arch, "wrapper failed"))?;
-                    stages.done(arch, &format!("done {}", w.digest));
-                    Ok((pkg, w))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("build thread panicked")))
-            })
-            .collect()
-    });
-    let mut packages = Vec::new();
-    let mut wrappers = Vec::new();
-    for r in results {
-        let (p, w) = r?;
-        packages.push(p);
-        wrappers.push(w);
-    }
-    Ok((run_id, packages, wrappers))
-}
-
-/// Pushes the package stages (`--push-all`), then the per-arch images and
-/// the index with `publish_index`: the same gates, order and re-reads as
-/// `manifest --push`.
-fn publish(
-    a: &Args,
-    plan: &[ArchPlan],
-    image: &Reference,
-    aliases: &[Reference],
-) -> anyhow::Result<Published> {
-    let progress = ProgressScope::new("pushed", a.json);
-    let registry = a.registry.dest_options(&progress.0)?;
-    // --push-all: the bases first, as the seed's `<tag>-base-<arch>` stage
-    // tags (the arch's image of a multi-arch base), so every stage a
-    // published wrapper was built on is in the registry.
-    let mut bases = Vec::new();
-    for p in plan {
-        let Some(dest) = &p.publish_base else {
-            continue;
-        };
-        progress
-            .0
-            .note(&format!("ocipack: {}: push base -> {dest}", p.arch));
-        let pushed = push_platform_image(
-            &p.base,
-            Some(&PlatformSpec::linux(p.arch)),
-            dest,
-            &registry,
-            a.force,
-        )
-        .with_context(|| format!("pushing {} to {dest}", p.base))?;
-        if pushed.forced {
-            progress.0.note(&format!(
-                "ocipack: warning: freshness gate failed, overridden by --force: \
-                 {dest} does not serve {}",
-                pushed.digest
-            ));
-        }
-        bases.push(pushed);
-    }
-    let mut packages = Vec::new();
-    for p in plan {
-        let Some((pkg_dest, _)) = &p.publish else {
-            continue;
-        };
-        if !a.push_all {
-            break;
-        }
-        progress
-            .0
-            .note(&format!("ocipack: {}: push package -> {pkg_dest}", p.arch));
-        let pushed = push_image(&p.package, pkg_dest, &registry, a.force)
-            .with_context(|| format!("pushing {} to {pkg_dest}", p.package))?;
-        if pushed.forced {
-            progress.0.note(&format!(
-                "ocipack: warning: freshness gate failed, overridden by --force: \
-                 {pkg_dest} does not serve {}",
-                pushed.digest
-            ));
-        }
-        packages.push(pushed);
-    }
-    let wrappers: Vec<String> = plan
-        .iter()
-        .filter_map(|p| p.publish.as_ref().map(|(_, w)| w.to_string()))
-        .collect();
-    progress.0.note(&format!(
-        "ocipack: push {} then index {image}",
-        wrappers.join(", ")
-    ));
-    let mut opts = IndexOptions::new(image.clone(), plan.iter().map(|p| p.arch).collect(), None)?;
-    opts.children = plan.iter().map(|p| (p.arch, p.wrapper.clone())).collect();
-    opts.aliases = aliases.to_vec();
-    opts.push = true;
-    opts.force = a.force;
-    opts.registry = registry;
-    let index = publish_index(&opts).with_context(|| format!("publishing {image}"))?;
-    Ok(Published {
-        bases,
-        packages,
-        index,
-    })
-}
-
 /// Per-arch stage display: a spinner per arch on a terminal, plain lines on
 /// stderr otherwise (logs stay greppable), nothing with `--json`.
 struct StageBars {
@@ -616,6 +380,20 @@ struct StageBars {
         Vec<(TargetArch, indicatif::ProgressBar)>,
     )>,
     quiet: bool,
+}
+
+impl Observer for StageBars {
+    fn stage(&self, arch: TargetArch, stage: &str, out: &Reference) {
+        self.show(arch, &format!("{stage} -> {out}"));
+    }
+
+    fn failed(&self, arch: TargetArch, stage: &str) {
+        self.finish(arch, &format!("{stage} failed"));
+    }
+
+    fn done(&self, arch: TargetArch, digest: &str) {
+        self.finish(arch, &format!("done {digest}"));
+    }
 }
 
 impl StageBars {
@@ -657,7 +435,7 @@ impl StageBars {
             .map(|(_, b)| b)
     }
 
-    fn stage(&self, arch: TargetArch, msg: &str) {
+    fn show(&self, arch: TargetArch, msg: &str) {
         match self.bar(arch) {
             Some(b) => b.set_message(msg.to_string()),
             None if !self.quiet => eprintln!("ocipack: {arch}: {msg}"),
@@ -665,7 +443,7 @@ impl StageBars {
         }
     }
 
-    fn done(&self, arch: TargetArch, msg: &str) {
+    fn finish(&self, arch: TargetArch, msg: &str) {
         if let Some(b) = self.bar(arch) {
             b.finish_with_message(msg.to_string());
         }

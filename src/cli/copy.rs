@@ -54,10 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         Progress::stderr(verb)
     };
-    let src = a
-        .registry
-        .open_source(&a.source, &progress)
-        .with_context(|| format!("opening {}", a.source))?;
+    let src = a.registry.open_source(&a.source, &progress)?;
     // Resolve before creating anything at the destination, so a missing
     // tag leaves no empty layout behind.
     src.resolve()
@@ -97,8 +94,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut top = parse_sha256(&report.digest)?;
     if let Reference::DockerArchive { .. } = &a.destination {
         // The archive stores no manifest: pin the one it now presents.
-        top = ocipack::transport::open_source(&a.destination)
-            .and_then(|s| s.resolve())
+        top = a
+            .registry
+            .open_source_quiet(&a.destination)?
+            .resolve()
             .with_context(|| format!("reading back {}", a.destination))?
             .digest()
             .clone();

@@ -1,8 +1,8 @@
-use anyhow::Context;
 use ocipack::inspect::{inspect, InspectReport};
 use ocipack::platform::PlatformSpec;
 use ocipack::reference::Reference;
-use ocipack::transport::open_source;
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,10 +15,12 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let src = open_source(&a.reference).with_context(|| format!("opening {}", a.reference))?;
+    let src = a.registry.open_source_quiet(&a.reference)?;
     let report = inspect(src.as_ref(), a.arch.as_ref())?;
     if a.json {
         return super::print_json(&report);

@@ -87,11 +87,18 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let registry = match &cli.command {
+        Command::Inspect(a) => Some(&a.registry),
         Command::Copy(a) => Some(&a.registry),
+        Command::Unpack(a) => Some(&a.registry),
         Command::Manifest(a) => Some(&a.registry),
+        Command::VerifyChain(a) => Some(&a.registry),
+        Command::Append(a) => Some(&a.registry),
+        Command::Package(a) => Some(&a.step.registry),
+        Command::Wrapper(a) => Some(&a.step.registry),
+        Command::Verify(a) => Some(&a.registry),
         Command::Build(a) => Some(&a.registry),
         Command::Extract(a) => Some(&a.registry),
-        _ => None,
+        Command::Fsck(_) | Command::Completions(_) | Command::Man(_) => None,
     };
     if let Some(r) = registry {
         r.prepare()?;

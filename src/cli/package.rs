@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ocipack::layer::LayerOptions;
@@ -8,6 +8,8 @@ use ocipack::recipe::{RecipeKind, VarInputs};
 use ocipack::reference::Reference;
 use ocipack::step::run::{run_step, StepRequest};
 use ocipack::step::StepReport;
+
+use super::registry_args::RegistryArgs;
 
 /// Options shared by `package` and `wrapper`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +51,9 @@ pub struct StepArgs {
     /// Print the result as JSON (digests, layers, pin).
     #[arg(long)]
     pub json: bool,
+    /// How base and inputs in registries are read.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,38 +76,29 @@ pub fn arch_arg(s: &str) -> Result<TargetArch, String> {
     arch.parse().map_err(|e: ocipack::Error| e.to_string())
 }
 
-fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+pub(super) fn kv(s: &str, what: &str) -> anyhow::Result<(String, String)> {
     let (k, v) = s
         .split_once('=')
         .with_context(|| format!("{what} {s:?}: expected NAME=VALUE"))?;
     Ok((k.to_string(), v.to_string()))
 }
 
-pub(super) fn request(
-    a: &StepArgs,
-    kind: RecipeKind,
-    extra: Option<(&str, &Reference)>,
-) -> anyhow::Result<StepRequest> {
+/// `--versions FILE` then `--set K=V` (which override it).
+pub(super) fn vars(sets: &[String], versions: Option<&Path>) -> anyhow::Result<VarInputs> {
     let mut vars = VarInputs::default();
-    if let Some(v) = &a.versions {
+    if let Some(v) = versions {
         vars.load_versions(v)?;
     }
-    for s in &a.sets {
+    for s in sets {
         vars.set(s)?;
     }
-    let mut inputs = BTreeMap::new();
-    if let Some((name, r)) = extra {
-        inputs.insert(name.to_string(), r.clone());
-    }
-    for i in &a.inputs {
-        let (k, v) = kv(i, "--input")?;
-        let r: Reference = v.parse()?;
-        if inputs.insert(k.clone(), r).is_some() {
-            anyhow::bail!("input {k} given twice");
-        }
-    }
+    Ok(vars)
+}
+
+/// `--waive GUARD=REASON`: a known guard, a reason.
+pub(super) fn waivers(waive: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut waivers = BTreeMap::new();
-    for w in &a.waive {
+    for w in waive {
         let (k, v) = kv(w, "--waive")?;
         if !ocipack::recipe::GUARD_NAMES.contains(&k.as_str()) {
             anyhow::bail!(
@@ -115,15 +111,41 @@ pub(super) fn request(
         }
         waivers.insert(k, v);
     }
+    Ok(waivers)
+}
+
+/// The layer and merged-tree cache, unless `--no-cache`.
+pub(super) fn cache_dir(no_cache: bool) -> Option<PathBuf> {
+    if no_cache {
+        None
+    } else {
+        ocipack::layer::cache::LayerCache::default_dir()
+    }
+}
+
+pub(super) fn request(
+    a: &StepArgs,
+    kind: RecipeKind,
+    extra: Option<(&str, &Reference)>,
+) -> anyhow::Result<StepRequest> {
+    let vars = vars(&a.sets, a.versions.as_deref())?;
+    let mut inputs = BTreeMap::new();
+    if let Some((name, r)) = extra {
+        inputs.insert(name.to_string(), r.clone());
+    }
+    for i in &a.inputs {
+        let (k, v) = kv(i, "--input")?;
+        let r: Reference = v.parse()?;
+        if inputs.insert(k.clone(), r).is_some() {
+            anyhow::bail!("input {k} given twice");
+        }
+    }
+    let waivers = waivers(&a.waive)?;
     let mut layer_options = LayerOptions::default();
     if let Some(t) = a.threads {
         layer_options.threads = t.max(1);
     }
-    layer_options.cache = if a.no_cache {
-        None
-    } else {
-        ocipack::layer::cache::LayerCache::default_dir()
-    };
+    layer_options.cache = cache_dir(a.no_cache);
     Ok(StepRequest {
         kind,
         arch: a.arch,
@@ -135,6 +157,9 @@ pub(super) fn request(
         run_id: a.run_id.clone(),
         waivers,
         layer_options,
+        registry: a
+            .registry
+            .source_options(&ocipack::registry::Progress::hidden())?,
     })
 }
 

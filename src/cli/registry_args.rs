@@ -1,5 +1,5 @@
-//! Registry flags shared by the commands that talk to registries, and the
-//! opening of sources and sinks with them.
+//! Registry flags, one set for every command that reads or writes an
+//! image, and the opening of sources and sinks with them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use ocipack::reference::Reference;
 use ocipack::registry::{
-    Credentials, Progress, RegistryOptions, RegistrySink, RegistrySource, RetryPolicy, TransferLog,
+    Credentials, Progress, RegistryOptions, RegistrySink, RetryPolicy, TransferLog,
 };
-use ocipack::transport::{open_sink, open_source, ImageSink, ImageSource};
+use ocipack::transport::{open_sink_with, open_source_with, ImageSink, ImageSource};
 
 /// A registry destination's record of what it did.
 pub type SharedLog = Arc<Mutex<TransferLog>>;
@@ -225,25 +225,20 @@ impl RegistryArgs {
         )
     }
 
-    /// Opens the source; registries get these options.
+    /// Opens a source; registries get the source options.
     pub fn open_source(
         &self,
         r: &Reference,
         progress: &Progress,
     ) -> anyhow::Result<Box<dyn ImageSource>> {
-        let src: Box<dyn ImageSource> = match r {
-            Reference::Registry(reg) => Box::new(RegistrySource::open(
-                reg,
-                &self.options(
-                    self.src_creds.as_deref(),
-                    self.src_no_creds,
-                    self.src_cert_dir.as_deref(),
-                    progress,
-                )?,
-            )?),
-            other => open_source(other)?,
-        };
-        Ok(src)
+        let opts = self.source_options(progress)?;
+        open_source_with(r, &opts).with_context(|| format!("opening {r}"))
+    }
+
+    /// Opens a source quietly (no progress bars), for commands that read
+    /// metadata or print their own summary.
+    pub fn open_source_quiet(&self, r: &Reference) -> anyhow::Result<Box<dyn ImageSource>> {
+        self.open_source(r, &Progress::hidden())
     }
 
     /// Opens the destination; for a registry also returns its transfer log.
@@ -273,7 +268,12 @@ impl RegistryArgs {
                 let log = sink.log();
                 Ok((Box::new(sink), Some(log)))
             }
-            other => Ok((open_sink(other)?, None)),
+            other => {
+                let opts = self.dest_options(progress)?;
+                let sink =
+                    open_sink_with(other, &opts).with_context(|| format!("opening {other}"))?;
+                Ok((sink, None))
+            }
         }
     }
 }

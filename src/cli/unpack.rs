@@ -4,8 +4,9 @@ use anyhow::Context;
 use ocipack::image::resolve_image;
 use ocipack::platform::PlatformSpec;
 use ocipack::reference::Reference;
-use ocipack::transport::open_source;
 use ocipack::unpack::{unpack_image, UnpackOptions};
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,10 +20,12 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let src = open_source(&a.reference).with_context(|| format!("opening {}", a.reference))?;
+    let src = a.registry.open_source_quiet(&a.reference)?;
     let img = resolve_image(src.as_ref(), a.arch.as_ref())?;
     let report = unpack_image(src.as_ref(), &img, &a.dir, &UnpackOptions::default())
         .with_context(|| format!("unpacking {} into {}", a.reference, a.dir.display()))?;

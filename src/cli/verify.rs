@@ -2,14 +2,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ocipack::image::resolve_image;
-use ocipack::platform::PlatformSpec;
 use ocipack::platform::TargetArch;
 use ocipack::recipe::VarInputs;
 use ocipack::reference::Reference;
 use ocipack::smoke::SmokeReport;
-use ocipack::step::run::verify;
-use ocipack::transport::open_source;
+use ocipack::step::run::{resolve_for_verify, verify};
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,6 +37,8 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -58,10 +59,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Some(ocipack::recipe::load(p, a.arch, &vars)?)
         }
     };
-    let report = verify(&a.reference, a.arch, recipe.as_ref(), &BTreeMap::new())
-        .with_context(|| format!("verifying {}", a.reference))?;
+    // Opened and resolved once: the guards and the exec smoke read the
+    // same image (a registry image is fetched once).
+    let name = a.reference.to_string();
+    let src = a.registry.open_source_quiet(&a.reference)?;
+    let img =
+        resolve_for_verify(src.as_ref(), a.arch).with_context(|| format!("verifying {name}"))?;
+    let report = verify(
+        &name,
+        src.as_ref(),
+        &img,
+        a.arch,
+        recipe.as_ref(),
+        &BTreeMap::new(),
+    )
+    .with_context(|| format!("verifying {name}"))?;
     let smoke = if a.exec_smoke {
-        Some(exec_smoke(&a)?)
+        Some(ocipack::smoke::exec_smoke(src.as_ref(), &img, a.arch, &a.compiler)?.report())
     } else {
         None
     };
@@ -89,16 +103,4 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
-}
-
-fn exec_smoke(a: &Args) -> anyhow::Result<SmokeReport> {
-    let src = open_source(&a.reference)?;
-    let root = src.resolve()?;
-    let want = if src.read_manifest(&root)?.kind().is_index() {
-        Some(PlatformSpec::linux(a.arch))
-    } else {
-        None
-    };
-    let img = resolve_image(src.as_ref(), want.as_ref())?;
-    Ok(ocipack::smoke::exec_smoke(src.as_ref(), &img, a.arch, &a.compiler)?.report())
 }

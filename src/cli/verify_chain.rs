@@ -1,5 +1,8 @@
 use ocipack::platform::PlatformSpec;
 use ocipack::provenance::chain::{verify_chain, Stage, StageStatus};
+use ocipack::registry::Progress;
+
+use super::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,6 +16,8 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 fn stage_arg(s: &str) -> Result<Stage, String> {
@@ -20,7 +25,8 @@ fn stage_arg(s: &str) -> Result<Stage, String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let report = verify_chain(&a.stages, a.arch.as_ref())?;
+    let registry = a.registry.source_options(&Progress::hidden())?;
+    let report = verify_chain(&a.stages, a.arch.as_ref(), &registry)?;
     if a.json {
         super::print_json(&report)?;
     } else {

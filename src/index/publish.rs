@@ -538,7 +538,14 @@ mod tests {
     use super::*;
     use crate::copy::{copy_image, CopyOptions};
     use crate::layout::Layout;
-    use crate::transport::{open_sink, open_source};
+    // Layouts only: registry options play no part.
+    fn open_source(r: &Reference) -> Result<Box<dyn ImageSource>> {
+        open_source_with(r, &RegistryOptions::default())
+    }
+
+    fn open_sink(r: &Reference) -> Result<Box<dyn ImageSink>> {
+        open_sink_with(r, &RegistryOptions::default())
+    }
 
     /// A layout with `latest-cross-<arch>` copied from the fixtures.
     fn children_in(dir: &Path) -> Reference {

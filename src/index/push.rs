@@ -130,7 +130,7 @@ mod tests {
         let opts = RegistryOptions::default();
         // The index's riscv64 child is the image tagged base-riscv64.
         let p = push_platform_image(&index, Some(&riscv), &dest, &opts, false).unwrap();
-        let want = crate::transport::open_source(&single)
+        let want = crate::transport::open_source_with(&single, &opts)
             .unwrap()
             .resolve()
             .unwrap();

@@ -375,7 +375,7 @@ pub fn fuzz_round_trip(body: &[u8]) {
 mod tests {
     use super::*;
     use crate::reference::Reference;
-    use crate::transport::open_source;
+    use crate::transport::open_source_with;
 
     #[test]
     fn round_trip_and_damage() {
@@ -383,7 +383,7 @@ mod tests {
             "oci:{}/fixtures/artifacts:cross-android-arm64",
             env!("CARGO_MANIFEST_DIR")
         );
-        let src = open_source(&fx.parse::<Reference>().unwrap()).unwrap();
+        let src = open_source_with(&fx.parse::<Reference>().unwrap(), &Default::default()).unwrap();
         let img = crate::image::resolve_image(src.as_ref(), None).unwrap();
         let tree = MergedTree::load(src.as_ref(), &img).unwrap();
         let t = tempfile::tempdir().unwrap();

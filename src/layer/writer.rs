@@ -326,7 +326,7 @@ mod tests {
     use super::*;
     use crate::layer::select::SelectRule;
     use crate::reference::Reference;
-    use crate::transport::open_source;
+    use crate::transport::open_source_with;
     use std::io::Read;
 
     fn plain(epoch: Option<u64>) -> LayerOptions {
@@ -387,7 +387,7 @@ mod tests {
             "oci:{}/fixtures/artifacts:cross-android-amd64",
             env!("CARGO_MANIFEST_DIR")
         );
-        let src = open_source(&fx.parse::<Reference>().unwrap()).unwrap();
+        let src = open_source_with(&fx.parse::<Reference>().unwrap(), &Default::default()).unwrap();
         let img = crate::image::resolve_image(src.as_ref(), None).unwrap();
         let tree = MergedTree::load(src.as_ref(), &img).unwrap();
         let sel = Selection::new(vec![

@@ -17,9 +17,9 @@ use oci_spec::image::Descriptor;
 
 use super::{DirLock, Layout};
 use crate::atomic::{self, StagingDir, TEMP_PREFIX};
+use crate::endpoint::ImageSink;
 use crate::error::{Error, Result};
 use crate::manifest::RawManifest;
-use crate::transport::ImageSink;
 
 /// A layout destination whose writes become visible at commit.
 pub struct StagedLayout {

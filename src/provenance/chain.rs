@@ -13,7 +13,8 @@ use crate::labels::BASE_DIGEST;
 use crate::platform::PlatformSpec;
 use crate::provenance::Provenance;
 use crate::reference::Reference;
-use crate::transport::open_source;
+use crate::registry::RegistryOptions;
+use crate::transport::open_source_with;
 
 /// One stage: a name (`package`, `wrapper`) and where its image is.
 #[derive(Debug, Clone)]
@@ -92,8 +93,13 @@ pub struct ChainReport {
 }
 
 /// Checks every stage after the first against its parent (the stage before
-/// it). `platform` picks the image when references name indexes.
-pub fn verify_chain(stages: &[Stage], platform: Option<&PlatformSpec>) -> Result<ChainReport> {
+/// it). `platform` picks the image when references name indexes; stages in
+/// registries are read with `registry`.
+pub fn verify_chain(
+    stages: &[Stage],
+    platform: Option<&PlatformSpec>,
+    registry: &RegistryOptions,
+) -> Result<ChainReport> {
     if stages.len() < 2 {
         return Err(Error::invalid(
             "verify-chain",
@@ -104,7 +110,7 @@ pub fn verify_chain(stages: &[Stage], platform: Option<&PlatformSpec>) -> Result
     let mut current: Vec<Vec<String>> = Vec::new();
     let mut nearest_bad: Option<String> = None;
     for (i, stage) in stages.iter().enumerate() {
-        let src = open_source(&stage.reference)?;
+        let src = open_source_with(&stage.reference, registry)?;
         let img = resolve_image(src.as_ref(), platform)?;
         let digest = img.raw.digest().to_string();
         let index_digest = img.index.as_ref().map(|d| d.digest().to_string());

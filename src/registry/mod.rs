@@ -57,10 +57,6 @@ pub use retry::RetryPolicy;
 pub use sink::{MountedBlob, RegistrySink, TransferLog};
 pub use source::RegistrySource;
 
-use crate::error::Result;
-use crate::reference::RegistryRef;
-use crate::transport::{ImageSink, ImageSource};
-
 /// Default chunk size: registries such as GHCR reject requests over 4 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -136,20 +132,4 @@ impl std::fmt::Debug for RegistryOptions {
             .field("mount_from", &self.mount_from)
             .finish_non_exhaustive()
     }
-}
-
-/// Opens a registry reference for reading, with default options.
-pub fn open_source(r: &RegistryRef) -> Result<Box<dyn ImageSource>> {
-    Ok(Box::new(RegistrySource::open(
-        r,
-        &RegistryOptions::default(),
-    )?))
-}
-
-/// Opens a registry reference for writing, with default options.
-pub fn open_sink(r: &RegistryRef) -> Result<Box<dyn ImageSink>> {
-    Ok(Box::new(RegistrySink::open(
-        r,
-        &RegistryOptions::default(),
-    )?))
 }

@@ -12,10 +12,10 @@ use serde::Serialize;
 use super::client::{block_on, RegistryClient};
 use super::upload::{blob_exists, push_blob, Opener, Pushed};
 use super::{manifests, RegistryOptions};
+use crate::endpoint::{ImageSink, ImageSource};
 use crate::error::{Error, Result};
 use crate::manifest::RawManifest;
 use crate::reference::RegistryRef;
-use crate::transport::{ImageSink, ImageSource};
 
 /// What a push did, for `--json` and summaries.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -10,10 +10,10 @@ use super::client::{block_on, RegistryClient};
 use super::download::BlobDownload;
 use super::{manifests, RegistryOptions};
 use crate::digest::{read_verified, VerifyingReader};
+use crate::endpoint::ImageSource;
 use crate::error::{Error, Result};
 use crate::manifest::{RawManifest, MAX_METADATA_SIZE};
 use crate::reference::{RegistryRef, Selector};
-use crate::transport::ImageSource;
 
 /// A repository (and the tag or digest to read) in a registry.
 pub struct RegistrySource {

@@ -15,7 +15,6 @@ use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::image::{resolve_image, ResolvedImage};
 use crate::imageconfig;
@@ -54,14 +53,6 @@ pub fn resolve_input(
             }
         }
     }
-}
-
-/// A run id derived from what went in, so a rerun with the same inputs
-/// gives the same image (pass `--run-id` to stamp a pipeline run).
-pub fn derive_run_id(parts: &[&str]) -> String {
-    let d = sha256(parts.join("\n").as_bytes());
-    let hex = d.digest().to_string();
-    format!("ocipack-{}", &hex[..16])
 }
 
 /// The image's creation time: `SOURCE_DATE_EPOCH` when given, else the
@@ -229,14 +220,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn run_ids_are_stable_and_input_dependent() {
-        let a = derive_run_id(&["sha256:1", "sha256:2"]);
-        assert_eq!(a, derive_run_id(&["sha256:1", "sha256:2"]));
-        assert_ne!(a, derive_run_id(&["sha256:1", "sha256:3"]));
-        assert!(a.starts_with("ocipack-") && a.len() == 24);
-    }
-
-    #[test]
     fn created_prefers_source_date_epoch() {
         let base = json!({"created": "2023-11-14T22:13:20Z"});
         assert_eq!(created(Some(0), &base), "1970-01-01T00:00:00Z");
@@ -247,11 +230,11 @@ mod tests {
     #[test]
     fn resolves_inputs_of_the_fixtures() {
         use crate::reference::Reference;
-        use crate::transport::open_source;
+        use crate::transport::open_source_with;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         let open = |s: &str| {
             let r: Reference = format!("oci:{}", root.join(s).display()).parse().unwrap();
-            open_source(&r).unwrap()
+            open_source_with(&r, &Default::default()).unwrap()
         };
         // The base index: the target's entry.
         let base = open("base:base");

@@ -1,5 +1,8 @@
-//! Running a step: resolve, plan, guard, then write. Nothing is written
-//! before every guard passed (or is waived); the tag is set last.
+//! Running a step in three phases: plan (open and resolve the base and
+//! the inputs, check the recipe against them, plan every layer as a view),
+//! guard (the static guards on the image as it will be, then the compiler
+//! guards), write (layers, config, manifest, the tag last). Nothing is
+//! written before every guard passed (or is waived).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,14 +11,14 @@ use oci_spec::image::Descriptor;
 
 use super::view::{dir_tree, MergedImage, Selected};
 use super::{
-    annotations, copy_base_layers, created, derive_run_id, final_config, resolve_input, system,
-    write_image, AddedLayer, StepReport,
+    annotations, copy_base_layers, created, final_config, resolve_input, system, write_image,
+    AddedLayer, StepReport,
 };
-use crate::digest::sha256;
 use crate::error::{Error, Result};
-use crate::guard::{self, GuardInput};
+use crate::guard::{self, GuardInput, GuardReport};
 use crate::image::{resolve_image, ResolvedImage};
 use crate::imageconfig;
+use crate::layer::cache::LayerCache;
 use crate::layer::{
     layer_from_dir, layer_from_entries, layer_from_image, LayerOptions, MergedTree, SyntheticEntry,
     SyntheticKind,
@@ -25,7 +28,9 @@ use crate::platform::{PlatformSpec, TargetArch};
 use crate::provenance::Provenance;
 use crate::recipe::{self, LayerSource, Recipe, RecipeKind, VarInputs};
 use crate::reference::{Reference, Selector};
-use crate::transport::{open_source, ImageSource};
+use crate::registry::RegistryOptions;
+use crate::run_id::RunIdInputs;
+use crate::transport::{open_source_with, ImageSource};
 use crate::tree::{ImageTree, MemTree, Stack};
 
 /// Everything a `package` or `wrapper` run needs.
@@ -43,10 +48,14 @@ pub struct StepRequest {
     /// Guard -> reason, from the command line.
     pub waivers: BTreeMap<String, String>,
     pub layer_options: LayerOptions,
+    /// How base and inputs in registries are read (credentials, TLS,
+    /// retries).
+    pub registry: RegistryOptions,
 }
 
-struct Input {
-    /// `input NAME (REF)`, for errors.
+/// An image the step reads: the base or an input.
+struct Opened {
+    /// `base REF` or `input NAME (REF)`, for errors.
     label: String,
     reference: Reference,
     src: Box<dyn ImageSource>,
@@ -58,6 +67,18 @@ struct Input {
 enum Planned {
     Image(Selected, crate::layer::Selection),
     Dir(MemTree),
+}
+
+/// The plan phase's result: everything guards and writer need.
+struct StepPlan {
+    out_dir: PathBuf,
+    tag: String,
+    created: String,
+    recipe: Recipe,
+    base: Opened,
+    inputs: BTreeMap<String, Opened>,
+    planned: Vec<Planned>,
+    sys: system::SystemPlan,
 }
 
 /// The output layout and tag of `--out`.
@@ -74,15 +95,60 @@ pub fn out_layout(out: &Reference) -> Result<(PathBuf, String)> {
     }
 }
 
-/// Runs a step end to end.
+/// Runs a step end to end: plan, guard, write.
 pub fn run_step(req: &StepRequest) -> Result<StepReport> {
+    let plan = plan(req)?;
+    let guards = guard_plan(req, &plan)?;
+    write(req, &plan, guards)
+}
+
+// --- plan -------------------------------------------------------------
+
+fn plan(req: &StepRequest) -> Result<StepPlan> {
     let (out_dir, tag) = out_layout(&req.out)?;
-    let base_src = open_source(&req.base)?;
-    let base = resolve_image(base_src.as_ref(), Some(&PlatformSpec::linux(req.arch)))?;
-    let created = created(req.layer_options.source_date_epoch, &base.config_json);
-    let tree_cache = crate::layer::cache::LayerCache::from_options(&req.layer_options);
+    let base_src = open_source_with(&req.base, &req.registry)?;
+    let base_img = resolve_image(base_src.as_ref(), Some(&PlatformSpec::linux(req.arch)))?;
+    let created = created(req.layer_options.source_date_epoch, &base_img.config_json);
+    let cache = LayerCache::from_options(&req.layer_options);
+    let recipe = load_recipe(req, &created)?;
+    let inputs = open_inputs(req, &recipe, cache.as_ref())?;
+    let base_label = format!("base {}", req.base);
+    let base_tree = MergedTree::load_cached(base_src.as_ref(), &base_img, cache.as_ref())
+        .map_err(|e| e.in_input(&base_label))?;
+    let base = Opened {
+        label: base_label,
+        reference: req.base.clone(),
+        src: base_src,
+        img: base_img,
+        tree: base_tree,
+    };
+    check_required_paths(&recipe, &inputs)?;
+    let planned = plan_layers(&recipe, &inputs)?;
+    let sys = {
+        let base_view = base_view(&base);
+        system::plan(
+            &recipe.system,
+            &Stack {
+                layers: views(&base_view, &planned),
+            },
+        )?
+    };
+    Ok(StepPlan {
+        out_dir,
+        tag,
+        created,
+        recipe,
+        base,
+        inputs,
+        planned,
+        sys,
+    })
+}
+
+/// Loads the recipe with the run's facts (`CREATED`) and checks its kind.
+fn load_recipe(req: &StepRequest, created: &str) -> Result<Recipe> {
     let mut vars = req.vars.clone();
-    vars.run.insert("CREATED".into(), created.clone());
+    vars.run.insert("CREATED".into(), created.to_string());
     let recipe = recipe::load(&req.recipe, req.arch, &vars)?;
     if recipe.kind != req.kind {
         return Err(Error::invalid(
@@ -90,9 +156,18 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             format!("is a {:?} recipe, not {:?}", recipe.kind, req.kind),
         ));
     }
+    Ok(recipe)
+}
 
-    // Inputs, and their merged trees (metadata only).
-    let mut inputs: BTreeMap<String, Input> = BTreeMap::new();
+/// Opens every input the recipe declares (the command line's reference,
+/// else the recipe's) with its merged tree (metadata only); an input the
+/// recipe does not declare is an error.
+fn open_inputs(
+    req: &StepRequest,
+    recipe: &Recipe,
+    cache: Option<&LayerCache>,
+) -> Result<BTreeMap<String, Opened>> {
+    let mut inputs = BTreeMap::new();
     for (name, decl) in &recipe.inputs {
         let reference = match (req.inputs.get(name), &decl.reference) {
             (Some(r), _) => r.clone(),
@@ -104,14 +179,14 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
                 ))
             }
         };
-        let src = open_source(&reference)?;
+        let src = open_source_with(&reference, &req.registry)?;
         let img = resolve_input(src.as_ref(), decl.platform, req.arch, recipe.build_arch)?;
         let label = format!("input {name} ({reference})");
-        let tree = MergedTree::load_cached(src.as_ref(), &img, tree_cache.as_ref())
-            .map_err(|e| e.in_input(&label))?;
+        let tree =
+            MergedTree::load_cached(src.as_ref(), &img, cache).map_err(|e| e.in_input(&label))?;
         inputs.insert(
             name.clone(),
-            Input {
+            Opened {
                 label,
                 reference,
                 src,
@@ -128,13 +203,12 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             ));
         }
     }
-    let base_label = format!("base {}", req.base);
-    let base_tree = MergedTree::load_cached(base_src.as_ref(), &base, tree_cache.as_ref())
-        .map_err(|e| e.in_input(&base_label))?;
-    let base_view = MergedImage::new(req.base.to_string(), &base_tree, base_src.as_ref());
+    Ok(inputs)
+}
 
-    // Every required path absent from its input, all in one error (a
-    // recipe adapted to a new artifact should not take one run per path).
+/// Every required path absent from its input, all in one error (a recipe
+/// adapted to a new artifact should not take one run per path).
+fn check_required_paths(recipe: &Recipe, inputs: &BTreeMap<String, Opened>) -> Result<()> {
     let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for l in &recipe.layers {
         if let LayerSource::Image { input, selection } = &l.source {
@@ -143,31 +217,34 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             }
         }
     }
-    if !missing.is_empty() {
-        let (all, wheres): (Vec<String>, Vec<String>) = missing
-            .iter()
-            .map(|(name, paths)| {
-                (
-                    paths.join(", "),
-                    format!("input {name} ({})", inputs[*name].reference),
-                )
-            })
-            .unzip();
-        let paths: Vec<String> = missing.into_values().flatten().collect();
-        let location = if wheres.len() == 1 {
-            wheres.join("")
-        } else {
-            // Several inputs: say which paths each lacks.
-            all.iter()
-                .zip(&wheres)
-                .map(|(p, w)| format!("{w}: {p}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        return Err(crate::layer::select::missing_error(&paths, &location));
+    if missing.is_empty() {
+        return Ok(());
     }
+    let (all, wheres): (Vec<String>, Vec<String>) = missing
+        .iter()
+        .map(|(name, paths)| {
+            (
+                paths.join(", "),
+                format!("input {name} ({})", inputs[*name].reference),
+            )
+        })
+        .unzip();
+    let paths: Vec<String> = missing.into_values().flatten().collect();
+    let location = if wheres.len() == 1 {
+        wheres.join("")
+    } else {
+        // Several inputs: say which paths each lacks.
+        all.iter()
+            .zip(&wheres)
+            .map(|(p, w)| format!("{w}: {p}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(crate::layer::select::missing_error(&paths, &location))
+}
 
-    // Plan every layer as a view: what lands where.
+/// Plans every recipe layer as a view: what lands where.
+fn plan_layers(recipe: &Recipe, inputs: &BTreeMap<String, Opened>) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
     for l in &recipe.layers {
         planned.push(match &l.source {
@@ -187,143 +264,143 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             LayerSource::Dir { dir, dest, owner } => Planned::Dir(dir_tree(dir, dest, *owner)?),
         });
     }
-    let mut below: Vec<&dyn ImageTree> = vec![&base_view];
-    for p in &planned {
+    Ok(planned)
+}
+
+fn base_view(base: &Opened) -> MergedImage<'_> {
+    MergedImage::new(base.reference.to_string(), &base.tree, base.src.as_ref())
+}
+
+/// The base, then the planned recipe layers, bottom up.
+fn views<'a>(base: &'a MergedImage<'a>, planned: &'a [Planned]) -> Vec<&'a dyn ImageTree> {
+    let mut below: Vec<&dyn ImageTree> = vec![base];
+    for p in planned {
         below.push(match p {
             Planned::Image(v, _) => v,
             Planned::Dir(t) => t,
         });
     }
-    let sys = system::plan(
-        &recipe.system,
-        &Stack {
-            layers: below.clone(),
-        },
-    )?;
-    let mut all = below.clone();
-    all.push(&sys.tree);
-    let final_view = Stack { layers: all };
+    below
+}
 
-    // Guards, on the image as it will be, before anything is written.
+// --- guard ------------------------------------------------------------
+
+/// The guards, on the image as it will be, before anything is written;
+/// the compiler guards (dumpmachine, smoke) only once the static ones
+/// passed.
+fn guard_plan(req: &StepRequest, plan: &StepPlan) -> Result<GuardReport> {
+    let base_view = base_view(&plan.base);
+    let mut layers = views(&base_view, &plan.planned);
+    layers.push(&plan.sys.tree);
+    let final_view = Stack { layers };
     let mut added: Vec<String> = Vec::new();
-    for p in &planned {
+    for p in &plan.planned {
         match p {
             Planned::Image(v, _) => added.extend(v.regular_paths()),
             Planned::Dir(t) => added.extend(t.paths()),
         }
     }
-    added.extend(sys.entries.iter().map(|g| g.path.clone()));
-    let mut preview = base.config_json.clone();
+    added.extend(plan.sys.entries.iter().map(|g| g.path.clone()));
+    let mut preview = plan.base.img.config_json.clone();
     imageconfig::set_platform(&mut preview, req.arch)?;
-    imageconfig::apply_edit(&mut preview, &recipe.config)?;
+    imageconfig::apply_edit(&mut preview, &plan.recipe.config)?;
     let mut report = guard::run_all(&GuardInput {
         tree: &final_view,
         arch: req.arch,
-        settings: &recipe.guards,
+        settings: &plan.recipe.guards,
         added: Some(&added),
         config: Some(&preview),
         extra_waivers: &req.waivers,
     })?;
-    // (a) and (c) run the compiler: only once the static guards passed.
     if report.ok() {
-        let mut waivers = recipe.guards.waivers.clone();
-        waivers.extend(req.waivers.clone());
-        let base_layers: Vec<_> = base
-            .layers()
-            .iter()
-            .zip(base.diff_ids())
-            .map(|(d, diff_id)| crate::unpack::UnpackLayer {
-                src: base_src.as_ref(),
-                descriptor: d,
-                diff_id,
-            })
-            .collect();
-        let staging_opts = LayerOptions {
-            compression: crate::manifest::Compression::None,
-            cache: None,
-            ..req.layer_options.clone()
-        };
-        let outcomes = super::exec::exec_guards(
-            req.arch,
-            &recipe.guards,
-            &waivers,
-            &preview,
-            &base_layers,
-            |staging| {
-                let built = write_layers(
-                    &recipe,
-                    &planned,
-                    &inputs,
-                    &sys,
-                    staging,
-                    &staging_opts,
-                    &created,
-                )?;
-                Ok(built
-                    .into_iter()
-                    .map(|l| (l.descriptor, l.diff_id))
-                    .collect())
-            },
-        )?;
-        for o in outcomes {
-            report.push(o, &waivers);
-        }
+        exec_guards(req, plan, &preview, &mut report)?;
     }
-    let report = report.check()?;
+    report.check()
+}
 
-    // Write: base layers as they are, then the new ones.
-    let out = Layout::open_or_create(&out_dir)?;
-    copy_base_layers(base_src.as_ref(), &base, &out).map_err(|e| e.in_input(&base_label))?;
-    let added_layers = write_layers(
-        &recipe,
-        &planned,
-        &inputs,
-        &sys,
-        &out,
-        &req.layer_options,
-        &created,
+/// (a) and (c): the image's compiler under qemu-user, in a rootfs of the
+/// base's layers and the new ones built uncompressed into a staging layout.
+fn exec_guards(
+    req: &StepRequest,
+    plan: &StepPlan,
+    preview: &serde_json::Value,
+    report: &mut GuardReport,
+) -> Result<()> {
+    let mut waivers = plan.recipe.guards.waivers.clone();
+    waivers.extend(req.waivers.clone());
+    let base = &plan.base;
+    let base_layers: Vec<_> = base
+        .img
+        .layers()
+        .iter()
+        .zip(base.img.diff_ids())
+        .map(|(d, diff_id)| crate::unpack::UnpackLayer {
+            src: base.src.as_ref(),
+            descriptor: d,
+            diff_id,
+        })
+        .collect();
+    let staging_opts = LayerOptions {
+        compression: crate::manifest::Compression::None,
+        cache: None,
+        ..req.layer_options.clone()
+    };
+    let outcomes = super::exec::exec_guards(
+        req.arch,
+        &plan.recipe.guards,
+        &waivers,
+        preview,
+        &base_layers,
+        |staging| {
+            let built = write_layers(plan, staging, &staging_opts)?;
+            Ok(built
+                .into_iter()
+                .map(|l| (l.descriptor, l.diff_id))
+                .collect())
+        },
     )?;
+    for o in outcomes {
+        report.push(o, &waivers);
+    }
+    Ok(())
+}
 
-    // Config, manifest, tag.
-    let base_digest = base.descriptor.digest().to_string();
+// --- write ------------------------------------------------------------
+
+/// Base layers as they are, then the new ones; config, manifest, the tag.
+fn write(req: &StepRequest, plan: &StepPlan, guards: GuardReport) -> Result<StepReport> {
+    let base = &plan.base;
+    let out = Layout::open_or_create(&plan.out_dir)?;
+    copy_base_layers(base.src.as_ref(), &base.img, &out).map_err(|e| e.in_input(&base.label))?;
+    let added_layers = write_layers(plan, &out, &req.layer_options)?;
+
+    let base_digest = base.img.descriptor.digest().to_string();
     let run_id = match &req.run_id {
         Some(r) => r.clone(),
-        None => {
-            let recipe_bytes = std::fs::read(&req.recipe).map_err(|e| Error::io(&req.recipe, e))?;
-            let recipe_hash = sha256(&recipe_bytes).to_string();
-            let mut parts = vec![base_digest.clone(), recipe_hash, req.arch.to_string()];
-            parts.extend(
-                inputs
-                    .values()
-                    .map(|i| i.img.descriptor.digest().to_string()),
-            );
-            parts.extend(added_layers.iter().map(|l| l.diff_id.clone()));
-            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-            derive_run_id(&refs)
-        }
+        None => step_run_id(req, plan, &added_layers)?,
     };
     let provenance = Provenance::stamp(
         run_id.clone(),
         base_digest.clone(),
-        recipe.parent_stage.clone(),
+        plan.recipe.parent_stage.clone(),
     );
     let config = final_config(
-        &base,
-        &recipe,
+        &base.img,
+        &plan.recipe,
         &added_layers,
         &provenance,
-        report.waiver_label().as_deref(),
-        &created,
+        guards.waiver_label().as_deref(),
+        &plan.created,
     )?;
-    let mut layers: Vec<Descriptor> = base.layers().to_vec();
+    let mut layers: Vec<Descriptor> = base.img.layers().to_vec();
     layers.extend(added_layers.iter().map(|l| l.descriptor.clone()));
-    let ann = annotations(&recipe, &req.base, &base_digest);
+    let ann = annotations(&plan.recipe, &req.base, &base_digest);
     let (desc, manifest) = write_image(&out, &config, layers, ann, req.arch)?;
-    out.set_tags(&[(tag.clone(), desc.clone())])?;
+    out.set_tags(&[(plan.tag.clone(), desc.clone())])?;
 
-    let pin = format!("oci:{}@{}", out_dir.display(), desc.digest());
+    let pin = format!("oci:{}@{}", plan.out_dir.display(), desc.digest());
     Ok(StepReport {
-        step: format!("{:?}", recipe.kind).to_lowercase(),
+        step: format!("{:?}", plan.recipe.kind).to_lowercase(),
         arch: req.arch,
         reference: req.out.to_string(),
         digest: desc.digest().to_string(),
@@ -333,25 +410,38 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         base: req.base.to_string(),
         base_digest,
         run_id,
-        base_layers: base.layers().to_vec(),
+        base_layers: base.img.layers().to_vec(),
         added_layers,
-        guards: report,
-        warnings: sys.warnings,
+        guards,
+        warnings: plan.sys.warnings.clone(),
     })
 }
 
+/// The run id of a step run alone: its base, recipe, inputs, variables
+/// and arch, plus the layers it wrote (a recipe's directories are read
+/// nowhere else).
+fn step_run_id(req: &StepRequest, plan: &StepPlan, added: &[AddedLayer]) -> Result<String> {
+    RunIdInputs {
+        arches: vec![req.arch],
+        bases: vec![plan.base.img.descriptor.digest().to_string()],
+        artifacts: Vec::new(),
+        recipes: vec![req.recipe.clone()],
+        inputs: plan
+            .inputs
+            .iter()
+            .map(|(n, i)| (n.clone(), vec![i.img.descriptor.digest().to_string()]))
+            .collect(),
+        vars: req.vars.clone(),
+        layers: added.iter().map(|l| l.diff_id.clone()).collect(),
+    }
+    .derive()
+}
+
 /// Writes the recipe's layers, then the system layer, into `out`.
-fn write_layers(
-    recipe: &Recipe,
-    planned: &[Planned],
-    inputs: &BTreeMap<String, Input>,
-    sys: &system::SystemPlan,
-    out: &Layout,
-    opts: &LayerOptions,
-    created: &str,
-) -> Result<Vec<AddedLayer>> {
+fn write_layers(plan: &StepPlan, out: &Layout, opts: &LayerOptions) -> Result<Vec<AddedLayer>> {
+    let (recipe, inputs, sys, created) = (&plan.recipe, &plan.inputs, &plan.sys, &plan.created);
     let mut added_layers = Vec::new();
-    for (l, p) in recipe.layers.iter().zip(planned) {
+    for (l, p) in recipe.layers.iter().zip(&plan.planned) {
         let built = match (&l.source, p) {
             (LayerSource::Image { input, .. }, Planned::Image(_, sel)) => {
                 let i = &inputs[input];
@@ -408,25 +498,29 @@ fn write_layers(
     Ok(added_layers)
 }
 
+/// Resolves the image `verify` judges: a single image whatever its config
+/// says (the platform guard reports a mismatch); from an index, the
+/// target's entry.
+pub fn resolve_for_verify(src: &dyn ImageSource, arch: TargetArch) -> Result<ResolvedImage> {
+    resolve_input(src, crate::recipe::InputPlatform::Any, arch, arch)
+}
+
 /// Runs the guards on any image: every ELF file of the image is judged
 /// (there is no "added by this step" here), plus the recipe's settings
-/// when one is given.
+/// when one is given. `src` and `img` are opened and resolved once by the
+/// caller, who may also run the exec smoke on them.
 pub fn verify(
-    reference: &Reference,
+    name: &str,
+    src: &dyn ImageSource,
+    img: &ResolvedImage,
     arch: TargetArch,
     recipe: Option<&Recipe>,
     waivers: &BTreeMap<String, String>,
 ) -> Result<guard::GuardReport> {
-    let src = open_source(reference)?;
-    // A single image is judged whatever its config says (the platform guard
-    // reports a mismatch); from an index, the target's entry.
-    let img = resolve_input(src.as_ref(), crate::recipe::InputPlatform::Any, arch, arch)?;
-    let tree =
-        MergedTree::load(src.as_ref(), &img).map_err(|e| e.in_input(reference.to_string()))?;
-    let view = MergedImage::new(reference.to_string(), &tree, src.as_ref());
+    let tree = MergedTree::load(src, img).map_err(|e| e.in_input(name))?;
+    let view = MergedImage::new(name.to_string(), &tree, src);
     let paths = view.all_paths();
-    view.prefetch(&paths)
-        .map_err(|e| e.in_input(reference.to_string()))?;
+    view.prefetch(&paths).map_err(|e| e.in_input(name))?;
     let default_settings;
     let settings = match recipe {
         Some(r) => &r.guards,
