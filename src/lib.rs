@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod labels;
 pub mod layer;
 pub mod layout;
+pub mod ldcache;
 pub mod manifest;
 pub mod platform;
 pub mod recipe;

@@ -54,8 +54,8 @@ struct Input {
 }
 
 /// One recipe layer, planned: the view the guards judge, and what writes it.
-enum Planned {
-    Image(Selected, crate::layer::Selection),
+enum Planned<'a> {
+    Image(Selected<'a>, crate::layer::Selection),
     Dir(MemTree),
 }
 
@@ -342,7 +342,7 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
 /// Writes the recipe's layers, then the system layer, into `out`.
 fn write_layers(
     recipe: &Recipe,
-    planned: &[Planned],
+    planned: &[Planned<'_>],
     inputs: &BTreeMap<String, Input>,
     sys: &system::SystemPlan,
     out: &Layout,
