@@ -193,12 +193,13 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             Planned::Dir(t) => t,
         });
     }
-    let sys = system::plan(
+    let mut sys = system::plan(
         &recipe.system,
         &Stack {
             layers: below.clone(),
         },
     )?;
+    system::add_ld_cache(&recipe.system, &mut sys, &below, &base_view, req.arch)?;
     let mut all = below.clone();
     all.push(&sys.tree);
     let final_view = Stack { layers: all };
