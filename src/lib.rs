@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod labels;
 pub mod layer;
 pub mod layout;
+pub mod ldcache;
 pub mod manifest;
 pub mod pipeline;
 pub mod platform;

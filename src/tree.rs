@@ -150,6 +150,24 @@ pub trait ImageTree {
             .collect()
     }
 
+    /// Streams the whole content of each regular file of `paths`
+    /// (symlink-free) to `visit(index, body)`, in any order. Trees over
+    /// image layers override it to read each layer once; this default
+    /// reads through [`read_prefix`].
+    ///
+    /// [`read_prefix`]: ImageTree::read_prefix
+    fn visit_files(
+        &self,
+        paths: &[String],
+        visit: &mut dyn FnMut(usize, &mut dyn std::io::Read) -> Result<()>,
+    ) -> Result<()> {
+        for (i, p) in paths.iter().enumerate() {
+            let b = self.read_prefix(p, usize::MAX)?;
+            visit(i, &mut b.as_slice())?;
+        }
+        Ok(())
+    }
+
     /// Follows symlinks inside the image, like `realpath` in a chroot: an
     /// absolute target restarts at the image root, `..` stops at the root.
     fn resolve(&self, path: &str) -> std::result::Result<Resolved, ResolveError> {
@@ -351,6 +369,26 @@ impl ImageTree for Stack<'_> {
         all.sort();
         all.dedup();
         all
+    }
+
+    fn visit_files(
+        &self,
+        paths: &[String],
+        visit: &mut dyn FnMut(usize, &mut dyn std::io::Read) -> Result<()>,
+    ) -> Result<()> {
+        // Each path from the topmost tree that has it, each tree once.
+        let mut by_tree: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, p) in paths.iter().enumerate() {
+            match self.layers.iter().rposition(|t| t.node(p).is_some()) {
+                Some(t) => by_tree.entry(t).or_default().push(i),
+                None => return Err(Error::not_found(format!("regular file {p}"), self.name())),
+            }
+        }
+        for (t, idx) in by_tree {
+            let sub: Vec<String> = idx.iter().map(|&i| paths[i].clone()).collect();
+            self.layers[t].visit_files(&sub, &mut |k, r| visit(idx[k], r))?;
+        }
+        Ok(())
     }
 
     fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {

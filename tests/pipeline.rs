@@ -15,10 +15,13 @@ use ocipack::recipe::VarInputs;
 use ocipack::reference::Reference;
 use ocipack::registry::RegistryOptions;
 
-/// The quick start's index and run id (README), pinned before the
-/// pipeline left the command line: the library must build the same bytes.
+/// The quick start's index and run id (README). The library must build
+/// the same bytes as the command line. History of the index pin: 6aa09d3b
+/// before the pipeline left the command line (unchanged by that move);
+/// d99ba852 once `package` writes /etc/ld.so.cache on the fixtures' glibc
+/// bases (issue 14, an output change the issue asks for).
 const QUICK_START_INDEX: &str =
-    "sha256:6aa09d3bfe8b1e4ffc778a17bf8615b5228ee90f83c5a71fbcfcc9024c3171fa";
+    "sha256:d99ba85282d019a77fbc8ccc067dd8338c7d8673234dffa1ef9678b4cebdb9bc";
 const QUICK_START_RUN_ID: &str = "ocipack-b0ba15def530b491";
 
 /// Every event, in the order an arch saw them.

@@ -16,7 +16,8 @@
 //!   (`dir`), with `dest`, `optional`, `exclude`, `owner`, `layer`, `when`;
 //! - `[[prune]]` globs excluded from every copy (with a reason);
 //! - `[[dir]]`, `[[file]]`, `[[symlink]]`, `[[alternative]]` system setup,
-//!   written natively into one generated layer;
+//!   written natively into one generated layer; `[system] ld_cache`
+//!   (`/etc/ld.so.cache` as ldconfig writes it; default: on a glibc base);
 //! - `[config]` user, workdir, volumes, entrypoint, cmd, env
 //!   (`set`/`prepend`/`append`), labels, healthcheck, exposed ports;
 //!   `[annotations]` for the manifest;
@@ -140,6 +141,9 @@ pub struct SystemSetup {
     pub files: Vec<FileSpec>,
     pub symlinks: Vec<SymlinkSpec>,
     pub alternatives: Vec<AlternativeSpec>,
+    /// `[system] ld_cache`: write `/etc/ld.so.cache` as ldconfig would.
+    /// `None` (the default): when the base has glibc.
+    pub ld_cache: Option<bool>,
 }
 
 impl SystemSetup {

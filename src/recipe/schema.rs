@@ -32,6 +32,8 @@ pub struct RawRecipe {
     #[serde(default)]
     pub alternative: Vec<Spanned<RawAlternative>>,
     #[serde(default)]
+    pub system: RawSystem,
+    #[serde(default)]
     pub config: RawConfig,
     #[serde(default)]
     pub annotations: BTreeMap<String, S>,
@@ -178,6 +180,15 @@ pub struct RawSlave {
     pub name: S,
     pub link: S,
     pub path: S,
+}
+
+/// `[system]`: switches of the generated system layer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystem {
+    /// Write `/etc/ld.so.cache` (default: when the base has glibc).
+    #[serde(default)]
+    pub ld_cache: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

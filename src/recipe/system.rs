@@ -11,7 +11,10 @@ use super::*;
 
 impl Cx<'_> {
     pub(super) fn system(&self, raw: &RawRecipe) -> R<SystemSetup> {
-        let mut out = SystemSetup::default();
+        let mut out = SystemSetup {
+            ld_cache: raw.system.ld_cache,
+            ..SystemSetup::default()
+        };
         let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
         let mut claim = |cx: &Self, path: &str, span: Range<usize>| -> R<()> {
             if let Some(prev) = seen.insert(path.to_string(), span.clone()) {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use oci_spec::image::Descriptor;
 
@@ -58,9 +59,9 @@ struct Opened {
     /// `base REF` or `input NAME (REF)`, for errors.
     label: String,
     reference: Reference,
-    src: Box<dyn ImageSource>,
+    src: Arc<dyn ImageSource>,
     img: ResolvedImage,
-    tree: MergedTree,
+    tree: Arc<MergedTree>,
 }
 
 /// One recipe layer, planned: the view the guards judge, and what writes it.
@@ -118,20 +119,23 @@ fn plan(req: &StepRequest) -> Result<StepPlan> {
     let base = Opened {
         label: base_label,
         reference: req.base.clone(),
-        src: base_src,
+        src: Arc::from(base_src),
         img: base_img,
-        tree: base_tree,
+        tree: Arc::new(base_tree),
     };
     check_required_paths(&recipe, &inputs)?;
     let planned = plan_layers(&recipe, &inputs)?;
     let sys = {
         let base_view = base_view(&base);
-        system::plan(
+        let below = views(&base_view, &planned);
+        let mut sys = system::plan(
             &recipe.system,
             &Stack {
-                layers: views(&base_view, &planned),
+                layers: below.clone(),
             },
-        )?
+        )?;
+        system::add_ld_cache(&recipe.system, &mut sys, &below, &base_view, req.arch)?;
+        sys
     };
     Ok(StepPlan {
         out_dir,
@@ -189,9 +193,9 @@ fn open_inputs(
             Opened {
                 label,
                 reference,
-                src,
+                src: Arc::from(src),
                 img,
-                tree,
+                tree: Arc::new(tree),
             },
         );
     }
@@ -255,8 +259,8 @@ fn plan_layers(recipe: &Recipe, inputs: &BTreeMap<String, Opened>) -> Result<Vec
                 let view = Selected::new(
                     format!("{} layer from {}", l.name, i.reference),
                     &picks,
-                    &i.tree,
-                    i.src.as_ref(),
+                    Arc::clone(&i.tree),
+                    Arc::clone(&i.src),
                 )
                 .map_err(|e| e.in_input(&i.label))?;
                 Planned::Image(view, sel)

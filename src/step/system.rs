@@ -157,6 +157,87 @@ pub fn plan(setup: &SystemSetup, view: &dyn ImageTree) -> Result<SystemPlan> {
     })
 }
 
+/// Adds `/etc/ld.so.cache` (and the soname links ldconfig would create)
+/// to the system layer, computed from the image as it will be (`below`
+/// plus the layer itself), when `[system] ld_cache` says so: `true`, or
+/// unset and `base` has glibc. Nothing is added when the image already
+/// holds these exact bytes (a wrapper over a package image that added no
+/// library). Returns whether the cache was written.
+pub fn add_ld_cache(
+    setup: &SystemSetup,
+    sys: &mut SystemPlan,
+    below: &[&dyn ImageTree],
+    base: &dyn ImageTree,
+    arch: crate::platform::TargetArch,
+) -> Result<bool> {
+    use crate::ldcache;
+    let mut layers = below.to_vec();
+    layers.push(&sys.tree);
+    let image = Stack { layers };
+    let on = match setup.ld_cache {
+        Some(false) => false,
+        None => ldcache::has_glibc(base, arch),
+        Some(true) => {
+            if !ldcache::has_glibc(&image, arch) {
+                return Err(Error::invalid(
+                    "[system] ld_cache = true",
+                    format!(
+                        "the image has no glibc for {arch} ({} and libc.so.6 in {})",
+                        ldcache::CONF_PATH,
+                        ldcache::system_dirs(&image, arch).join(", ")
+                    ),
+                ));
+            }
+            true
+        }
+    };
+    if !on {
+        return Ok(false);
+    }
+    let plan = ldcache::plan(&image, arch)?;
+    let current = match image.resolve(ldcache::CACHE_PATH) {
+        Ok(r) if r.node.kind == FileKind::File && r.node.size == plan.bytes.len() as u64 => {
+            Some(image.read_prefix(&r.path, plan.bytes.len())?)
+        }
+        _ => None,
+    };
+    if plan.links.is_empty() && current.as_deref() == Some(plan.bytes.as_slice()) {
+        return Ok(false);
+    }
+    let mut all: BTreeMap<String, Generated> =
+        sys.entries.drain(..).map(|g| (g.path.clone(), g)).collect();
+    if all.contains_key(ldcache::CACHE_PATH) {
+        return Err(Error::invalid(
+            format!("system setup {}", ldcache::CACHE_PATH),
+            "written both by the recipe and by [system] ld_cache (set ld_cache = false)",
+        ));
+    }
+    all.insert(
+        ldcache::CACHE_PATH.to_string(),
+        Generated {
+            path: ldcache::CACHE_PATH.to_string(),
+            kind: GenKind::File(plan.bytes),
+            // ldconfig chmods its cache 0644.
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        },
+    );
+    for (path, target) in plan.links {
+        // What the recipe writes itself wins.
+        all.entry(path.clone()).or_insert(Generated {
+            path,
+            kind: GenKind::Symlink(target),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    sys.tree = to_tree(&all);
+    sys.entries = all.into_values().collect();
+    Ok(true)
+}
+
 fn to_tree(entries: &BTreeMap<String, Generated>) -> MemTree {
     let mut t = MemTree::new("system layer");
     for g in entries.values() {
@@ -241,6 +322,7 @@ mod tests {
                     set: true,
                 },
             ],
+            ld_cache: None,
         }
     }
 

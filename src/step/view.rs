@@ -3,14 +3,15 @@
 //! repository directory. File heads are read in one pass per layer and
 //! cached, never file by file.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::elf::HEADER_LEN;
 use crate::error::{Error, Result};
 use crate::layer::select::Picks;
-use crate::layer::{FileKind, MergedTree, TreeEntry};
+use crate::layer::{scan, FileKind, MergedTree, TreeEntry};
 use crate::transport::ImageSource;
 use crate::tree::{ImageTree, MemTree, Node};
 
@@ -107,6 +108,19 @@ impl ImageTree for MergedImage<'_> {
         self.all_paths()
     }
 
+    fn visit_files(
+        &self,
+        paths: &[String],
+        visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let rels: Vec<(usize, PathBuf)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, PathBuf::from(p)))
+            .collect();
+        visit_merged(self.tree, self.src, &rels, visit).map_err(|e| e.in_input(self.name.clone()))
+    }
+
     fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
         if len <= HEADER_LEN {
             if let Ok(cache) = self.heads.lock() {
@@ -121,11 +135,83 @@ impl ImageTree for MergedImage<'_> {
     }
 }
 
+/// Streams whole regular files of a merged tree to `visit`: one partial
+/// pass per layer holding any of them, each file's body read once (bounded
+/// memory: nothing is buffered, except a body two requested paths share).
+pub fn visit_merged(
+    tree: &MergedTree,
+    src: &dyn ImageSource,
+    rels: &[(usize, PathBuf)],
+    visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    let mut wanted: BTreeMap<u32, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
+    for (i, p) in rels {
+        let resolved = tree.resolve_symlinks(p)?;
+        let e = tree.get(&resolved).ok_or_else(|| {
+            Error::not_found(format!("{}", p.display()), "the image's merged tree")
+        })?;
+        let c = e.content.filter(|_| e.is_regular()).ok_or_else(|| {
+            Error::invalid(format!("/{}", resolved.display()), "not a regular file")
+        })?;
+        wanted
+            .entry(c.layer)
+            .or_default()
+            .entry(c.ordinal)
+            .or_default()
+            .push(*i);
+    }
+    for (layer, list) in wanted {
+        let desc = &tree
+            .layers()
+            .get(layer as usize)
+            .ok_or_else(|| Error::invalid("merged tree", format!("no layer {layer}")))?
+            .descriptor;
+        let name = desc.digest().to_string();
+        let mut it = list.into_iter().peekable();
+        scan::walk_layer(src, desc, scan::Check::Partial, |ordinal, entry| {
+            let Some((want, _)) = it.peek() else {
+                return Ok(false);
+            };
+            if ordinal != *want {
+                return Ok(true);
+            }
+            let Some((_, idx)) = it.next() else {
+                return Ok(false);
+            };
+            let mut body = scan::entry_body(entry).map_err(|e| Error::from_io(&name, e))?;
+            if let [only] = idx.as_slice() {
+                visit(*only, &mut body)?;
+            } else {
+                let mut buf = Vec::new();
+                body.read_to_end(&mut buf)
+                    .map_err(|e| Error::from_io(&name, e))?;
+                for i in idx {
+                    visit(i, &mut buf.as_slice())?;
+                }
+            }
+            Ok(it.peek().is_some())
+        })?;
+        if it.peek().is_some() {
+            return Err(Error::invalid(
+                &name,
+                "layer ended before an entry it listed",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What a selection puts in the new layer, at its destination paths.
 pub struct Selected {
     pub name: String,
     nodes: std::collections::BTreeMap<String, Node>,
     heads: HashMap<String, Vec<u8>>,
+    /// Destination -> path in the input, for whole-file reads.
+    sources: HashMap<String, PathBuf>,
+    // Shared with the step's plan, which owns the input: a selection is
+    // read again (whole files, for the ld.so.cache) after planning.
+    tree: Arc<MergedTree>,
+    src: Arc<dyn ImageSource>,
 }
 
 impl Selected {
@@ -134,8 +220,8 @@ impl Selected {
     pub fn new(
         name: String,
         picks: &Picks<'_>,
-        tree: &MergedTree,
-        src: &dyn ImageSource,
+        tree: Arc<MergedTree>,
+        src: Arc<dyn ImageSource>,
     ) -> Result<Self> {
         let mut nodes = std::collections::BTreeMap::new();
         let mut regular: Vec<(String, &Path)> = Vec::new();
@@ -156,9 +242,20 @@ impl Selected {
             }
         }
         let rels: Vec<&Path> = regular.iter().map(|(_, s)| *s).collect();
-        let heads_v = tree.read_files(src, &rels, HEADER_LEN as u64)?;
+        let heads_v = tree.read_files(src.as_ref(), &rels, HEADER_LEN as u64)?;
+        let sources = regular
+            .iter()
+            .map(|(d, s)| (d.clone(), s.to_path_buf()))
+            .collect();
         let heads = regular.into_iter().map(|(d, _)| d).zip(heads_v).collect();
-        Ok(Selected { name, nodes, heads })
+        Ok(Selected {
+            name,
+            nodes,
+            heads,
+            sources,
+            tree,
+            src,
+        })
     }
 
     pub fn regular_paths(&self) -> Vec<String> {
@@ -173,6 +270,22 @@ impl Selected {
 impl ImageTree for Selected {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn visit_files(
+        &self,
+        paths: &[String],
+        visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let mut rels = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let s = self
+                .sources
+                .get(p)
+                .ok_or_else(|| Error::not_found(format!("regular file {p}"), self.name.clone()))?;
+            rels.push((i, s.clone()));
+        }
+        visit_merged(&self.tree, self.src.as_ref(), &rels, visit)
     }
 
     fn node(&self, path: &str) -> Option<Node> {
@@ -220,12 +333,17 @@ pub fn dir_tree(dir: &Path, dest: &str, owner: Option<(u64, u64)>) -> Result<Mem
             (Node::dir(mode), Vec::new())
         } else {
             let mut f = std::fs::File::open(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            // A library is read whole: the ld.so.cache writer needs its
+            // dynamic section (repository trees are small).
+            let name = e.file_name().to_string_lossy();
+            let limit = if name.contains(".so") {
+                u64::MAX
+            } else {
+                HEADER_LEN as u64
+            };
             let mut head = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(&mut f, HEADER_LEN as u64),
-                &mut head,
-            )
-            .map_err(|err| Error::io(e.path(), err))?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, limit), &mut head)
+                .map_err(|err| Error::io(e.path(), err))?;
             (Node::file(mode, md.len()), head)
         };
         t.insert(&path, Node { uid, gid, ..node }, content);

@@ -99,10 +99,29 @@ pub fn download(cache: &Path, suite: &str, arch: &str, packages: &[&str]) -> Vec
             ])
             .args(packages),
     );
+    // The cache directory is shared by tests asking for other packages:
+    // only this request's packages (apt's simulated install set).
+    let sim = run(
+        &what,
+        Command::new("apt-get")
+            .args(&opts)
+            .args(["-q", "-s", "-y", "--no-install-recommends", "install"])
+            .args(packages),
+    );
+    let wanted: Vec<String> = sim
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| format!("{}_", name.split(':').next().unwrap_or(name)))
+        .collect();
     let mut debs: Vec<PathBuf> = std::fs::read_dir(d.join("var/cache/apt/archives"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .filter(|p| {
+            let f = p.file_name().unwrap_or_default().to_string_lossy();
+            wanted.iter().any(|w| f.starts_with(w.as_str()))
+        })
         .collect();
     debs.sort();
     assert!(!debs.is_empty(), "{what}: no .deb downloaded");
