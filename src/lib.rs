@@ -8,6 +8,7 @@
 pub mod alternatives;
 pub mod archive;
 pub mod atomic;
+pub mod attest;
 pub mod copy;
 pub mod digest;
 pub mod docker_archive;
@@ -26,6 +27,7 @@ pub mod manifest;
 pub mod platform;
 pub mod recipe;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod smoke;
 pub mod step;

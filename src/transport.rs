@@ -26,6 +26,12 @@ pub trait ImageSource: Send + Sync {
     fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>>;
     /// Streams a blob; the reader fails at EOF if digest or size are wrong.
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+    /// The artifact manifests whose `subject` is `subject` (OCI 1.1
+    /// referrers), as a referrers index lists them. Sources that cannot
+    /// hold any list none.
+    fn referrers(&self, _subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Somewhere images are written to.
@@ -51,6 +57,19 @@ pub trait ImageSink: Send + Sync {
     /// registry keeps a manifest pushed by digest: nothing to do.
     fn record_untagged(&self, _desc: &Descriptor) -> Result<()> {
         Ok(())
+    }
+    /// Stores an artifact manifest about `subject` (its blobs are already
+    /// stored) so that it is listed as a referrer of `subject`: an
+    /// untagged `index.json` entry in a layout, the referrers API or tag
+    /// schema in a registry. `desc` is its descriptor with `artifactType`.
+    /// Returns false when this sink cannot hold referrers (nothing stored).
+    fn put_referrer(
+        &self,
+        _raw: &RawManifest,
+        _desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        Ok(false)
     }
     /// How many blobs may be written at once without making the output
     /// depend on timing.
@@ -93,6 +112,12 @@ impl ImageSource for LayoutSource {
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.layout.open_blob(desc)?))
     }
+
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        crate::referrers::in_index(&self.layout.index()?, subject, |d| {
+            self.layout.read_manifest(d)
+        })
+    }
 }
 
 /// An archive with the tag to read.
@@ -126,6 +151,12 @@ impl ImageSource for ArchiveSource {
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.archive.open_blob(desc)?))
     }
+
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        crate::referrers::in_index(self.archive.index(), subject, |d| {
+            self.archive.read_manifest(d)
+        })
+    }
 }
 
 impl ImageSink for Layout {
@@ -153,6 +184,17 @@ impl ImageSink for Layout {
 
     fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
         self.update_index(|idx| idx.add_untagged(desc))
+    }
+
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        self.put_manifest(raw)?;
+        self.record_untagged(desc)?;
+        Ok(true)
     }
 
     fn max_parallel(&self) -> usize {
@@ -190,6 +232,17 @@ impl ImageSink for ArchiveWriter {
 
     fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
         self.update_index(|idx| idx.add_untagged(desc))
+    }
+
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        self.put_manifest(raw)?;
+        self.record_untagged(desc)?;
+        Ok(true)
     }
 
     fn commit(self: Box<Self>) -> Result<()> {

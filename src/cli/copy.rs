@@ -23,6 +23,10 @@ pub struct Args {
     /// Copy only this platform of an index.
     #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
+    /// Do not copy the images' referrers (SBOM and provenance artifact
+    /// manifests); by default they travel with the images.
+    #[arg(long)]
+    pub no_referrers: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +89,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         tags,
         // A copy by digest without a tag must not write unreachable blobs.
         record_untagged: true,
+        // A Docker archive holds images only.
+        referrers: !a.no_referrers && !matches!(a.destination, Reference::DockerArchive { .. }),
     };
     let result = copy_image(src.as_ref(), dst, &opts);
     progress.finish();

@@ -69,7 +69,16 @@ impl IndexFile {
     pub fn resolve(&self, selector: Option<&Selector>, location: &str) -> Result<Descriptor> {
         let entries = self.entries()?;
         match selector {
-            None => match distinct(entries.iter().collect()).as_slice() {
+            // Referrers (artifact manifests listed untagged, as oras does)
+            // are documents about an image, not one to pick.
+            None => match distinct(
+                entries
+                    .iter()
+                    .filter(|d| d.artifact_type().is_none())
+                    .collect(),
+            )
+            .as_slice()
+            {
                 [one] => Ok((*one).clone()),
                 [] => Err(Error::not_found("any image", location)),
                 many => Err(Error::invalid(

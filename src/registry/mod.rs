@@ -15,6 +15,7 @@
 //! - `upload`: HEAD, mount, single-request or chunked upload with resume;
 //! - `download`: streaming, resumable blob reads;
 //! - `manifests`: manifest GET/PUT with digest checks;
+//! - `referrers`: the referrers API and tag schema;
 //! - `source`, `sink`: the transport traits; `progress`: terminal bars.
 //!
 //! The traits are synchronous; a small process-wide tokio runtime drives the
@@ -26,6 +27,7 @@ mod creds;
 mod download;
 mod manifests;
 mod progress;
+mod referrers;
 mod retry;
 mod sink;
 mod source;

@@ -318,6 +318,17 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
     layers.extend(added_layers.iter().map(|l| l.descriptor.clone()));
     let ann = annotations(&recipe, &req.base, &base_digest);
     let (desc, manifest) = write_image(&out, &config, layers, ann, req.arch)?;
+    let ev = Context {
+        req,
+        recipe: &recipe,
+        inputs: &inputs,
+        base: &base,
+        base_tree: &base_tree,
+        base_src: base_src.as_ref(),
+        added: &added_layers,
+        guards: &report,
+    };
+    attach_evidence(&ev, &out, &out_dir, &desc, &tag, &run_id, &created)?;
     out.set_tags(&[(tag.clone(), desc.clone())])?;
 
     let pin = format!("oci:{}@{}", out_dir.display(), desc.digest());
@@ -337,6 +348,122 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
         guards: report,
         warnings: sys.warnings,
     })
+}
+
+/// What [`attach_evidence`] reads of a finished step.
+struct Context<'a> {
+    req: &'a StepRequest,
+    recipe: &'a Recipe,
+    inputs: &'a BTreeMap<String, Input>,
+    base: &'a ResolvedImage,
+    base_tree: &'a MergedTree,
+    base_src: &'a dyn ImageSource,
+    added: &'a [AddedLayer],
+    guards: &'a guard::GuardReport,
+}
+
+/// Writes the image's SBOM and provenance as referrers of `desc` (untagged
+/// `index.json` entries), before the image's tag.
+#[allow(clippy::too_many_arguments)]
+fn attach_evidence(
+    c: &Context<'_>,
+    out: &Layout,
+    out_dir: &std::path::Path,
+    desc: &Descriptor,
+    tag: &str,
+    run_id: &str,
+    created: &str,
+) -> Result<()> {
+    use crate::attest::{self, InputImage, Origin, SourceFile};
+    let recipe_dir = c.recipe.file.parent().unwrap_or(std::path::Path::new(""));
+    let mut layers = Vec::new();
+    for (l, built) in c.recipe.layers.iter().zip(c.added) {
+        let origin = match &l.source {
+            LayerSource::Image { input, selection } => {
+                let picks = selection.apply(&c.inputs[input].tree)?;
+                Origin::Input {
+                    name: input.clone(),
+                    paths: picks
+                        .values()
+                        .map(|p| {
+                            (
+                                format!("/{}", p.dest.display()),
+                                format!("/{}", p.entry.path.display()),
+                            )
+                        })
+                        .collect(),
+                }
+            }
+            LayerSource::Dir { dir, dest, .. } => Origin::Dir {
+                dir: dir
+                    .strip_prefix(recipe_dir)
+                    .unwrap_or(dir)
+                    .display()
+                    .to_string(),
+                dest: dest.clone(),
+            },
+        };
+        layers.push(attest::AddedLayer {
+            name: built.name.clone(),
+            descriptor: built.descriptor.clone(),
+            origin,
+        });
+    }
+    for extra in c.added.iter().skip(c.recipe.layers.len()) {
+        layers.push(attest::AddedLayer {
+            name: extra.name.clone(),
+            descriptor: extra.descriptor.clone(),
+            origin: Origin::System,
+        });
+    }
+    let recipe_bytes = std::fs::read(&c.req.recipe).map_err(|e| Error::io(&c.req.recipe, e))?;
+    let out_src = crate::transport::LayoutSource {
+        layout: Layout::open(out_dir)?,
+        selector: None,
+    };
+    let ev = attest::Evidence {
+        step: format!("{:?}", c.recipe.kind).to_lowercase(),
+        arch: c.req.arch,
+        build_arch: c.recipe.build_arch,
+        image: desc.clone(),
+        image_name: tag.to_string(),
+        created: created.to_string(),
+        run_id: run_id.to_string(),
+        base: InputImage {
+            name: "base".into(),
+            reference: c.req.base.to_string(),
+            digest: c.base.descriptor.digest().to_string(),
+            platform: c.base.platform_string(),
+        },
+        inputs: c
+            .inputs
+            .iter()
+            .map(|(name, i)| InputImage {
+                name: name.clone(),
+                reference: i.reference.to_string(),
+                digest: i.img.descriptor.digest().to_string(),
+                platform: i.img.platform_string(),
+            })
+            .collect(),
+        layers,
+        sources: vec![SourceFile {
+            name: "recipe".into(),
+            path: c.req.recipe.display().to_string(),
+            sha256: sha256(&recipe_bytes).digest().to_string(),
+        }],
+        recipe_name: c.recipe.name.clone(),
+        variables: c.recipe.variables.clone(),
+        sets: c.req.vars.sets.clone(),
+        versions: c.req.vars.versions.clone(),
+        waivers: c.req.waivers.clone(),
+        guards: c.guards,
+        base_tree: c.base_tree,
+        base_src: c.base_src,
+        out: &out_src,
+    };
+    let docs = attest::documents(&ev)?;
+    crate::referrers::attach(out, desc, &docs, created)?;
+    Ok(())
 }
 
 /// Writes the recipe's layers, then the system layer, into `out`.
