@@ -10,6 +10,7 @@ mod inspect;
 mod manifest;
 mod package;
 mod password;
+mod referrers;
 mod registry_args;
 mod unpack;
 mod verify;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Build and publish a multi-arch index from per-arch images, behind
     /// the completeness, coherence and freshness gates.
     Manifest(Box<manifest::Args>),
+    /// List an image's OCI referrers (its SBOM and provenance), or those of
+    /// an index and each of its images.
+    Referrers(Box<referrers::Args>),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
     /// Add directories as new layers on top of an image (umoci insert / crane append).
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Copy(a) => Some(&a.registry),
         Command::Manifest(a) => Some(&a.registry),
         Command::Build(a) => Some(&a.registry),
+        Command::Referrers(a) => Some(&a.registry),
         _ => None,
     };
     if let Some(r) = registry {
@@ -98,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fsck(a) => fsck::run(a),
         Command::Manifest(a) => manifest::run(*a),
         Command::VerifyChain(a) => verify_chain::run(a),
+        Command::Referrers(a) => referrers::run(*a),
         Command::Append(a) => append::run(a),
         Command::Package(a) => package::run(a),
         Command::Wrapper(a) => wrapper::run(a),
