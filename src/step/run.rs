@@ -421,6 +421,23 @@ fn attach_evidence(
         layout: Layout::open(out_dir)?,
         selector: None,
     };
+    // An input read from the output layout itself (`build`'s package stage
+    // under its wrapper) is named relative to it (`oci:.:TAG`): the
+    // documents must not depend on where the layout is staged.
+    let same = |p: &std::path::Path| {
+        matches!(
+            (std::fs::canonicalize(p), std::fs::canonicalize(out_dir)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    };
+    let shown = |r: &Reference| match r {
+        Reference::Layout { path, selector } if same(path) => Reference::Layout {
+            path: ".".into(),
+            selector: selector.clone(),
+        }
+        .to_string(),
+        other => other.to_string(),
+    };
     let ev = attest::Evidence {
         step: format!("{:?}", c.recipe.kind).to_lowercase(),
         arch: c.req.arch,
@@ -431,7 +448,7 @@ fn attach_evidence(
         run_id: run_id.to_string(),
         base: InputImage {
             name: "base".into(),
-            reference: c.req.base.to_string(),
+            reference: shown(&c.req.base),
             digest: c.base.descriptor.digest().to_string(),
             platform: c.base.platform_string(),
         },
@@ -440,7 +457,7 @@ fn attach_evidence(
             .iter()
             .map(|(name, i)| InputImage {
                 name: name.clone(),
-                reference: i.reference.to_string(),
+                reference: shown(&i.reference),
                 digest: i.img.descriptor.digest().to_string(),
                 platform: i.img.platform_string(),
             })
