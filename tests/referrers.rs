@@ -323,3 +323,90 @@ fn build_push_attaches_sbom_and_provenance_found_from_the_index_digest() {
     assert_eq!(repaired["digest"], index_digest);
     assert_eq!(by_platform(&repaired), want, "{repaired}");
 }
+
+/// A base with a dpkg database: its installed packages are in the SBOM
+/// with Debian purls (versions percent-encoded), and the SBOM validates.
+#[test]
+fn the_base_packages_of_a_dpkg_base_are_in_the_sbom() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Debian GNU/Linux\"\nID=debian\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n\
+         Version: 2.36-9+deb12u4\nDescription: GNU C Library\n shared libraries\n\n\
+         Package: removed\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1.0\n\n\
+         Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n",
+    )
+    .unwrap();
+    let base = format!("oci:{}:debian", t.path().join("base").display());
+    ocipack_ok(&[
+        "append",
+        "--base",
+        &format!("oci:{}:base-amd64", fixtures().join("base").display()),
+        "--dir",
+        &format!("{}:/", root.display()),
+        "--out",
+        &base,
+        "--no-cache",
+    ]);
+    let out = format!("oci:{}:pkg", t.path().join("out").display());
+    ocipack_ok(&[
+        "package",
+        "--arch",
+        "amd64",
+        "--base",
+        &base,
+        "--artifact",
+        &format!(
+            "oci:{}:cross-android-amd64",
+            fixtures().join("artifacts").display()
+        ),
+        "--recipe",
+        &repo()
+            .join("layouts/fixtures/package.toml")
+            .display()
+            .to_string(),
+        "--out",
+        &out,
+    ]);
+    let r = json(&ocipack_ok(&[
+        "referrers",
+        "--json",
+        "--artifact-type",
+        SPDX,
+        &out,
+    ]));
+    let layout = t.path().join("out");
+    let art: Value = serde_json::from_slice(&blob(
+        &layout,
+        r["referrers"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let bytes = blob(&layout, art["layers"][0]["digest"].as_str().unwrap());
+    let f = t.path().join("sbom.spdx.json");
+    std::fs::write(&f, &bytes).unwrap();
+    run_ok(Command::new(pyspdxtools()).arg("-i").arg(&f));
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let purls: Vec<&str> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().into_iter().flatten())
+        .map(|e| e["referenceLocator"].as_str().unwrap())
+        .filter(|l| l.starts_with("pkg:deb/"))
+        .collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64",
+            "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all"
+        ]
+    );
+}
