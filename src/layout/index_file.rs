@@ -335,6 +335,19 @@ mod tests {
         );
     }
 
+    /// A layout holding one image and its referrers (untagged artifact
+    /// entries, as oras writes them) still names that image without a tag.
+    #[test]
+    fn referrers_do_not_make_an_untagged_reference_ambiguous() {
+        let mut idx = IndexFile::empty();
+        let image = Descriptor::new(MediaType::ImageManifest, 1, sha256(b"i"));
+        let mut sbom = Descriptor::new(MediaType::ImageManifest, 1, sha256(b"s"));
+        sbom.set_artifact_type(Some(MediaType::Other("application/spdx+json".into())));
+        idx.add_untagged(&sbom).unwrap();
+        idx.add_untagged(&image).unwrap();
+        assert_eq!(idx.resolve(None, "l").unwrap().digest(), image.digest());
+    }
+
     #[test]
     fn malformed_index_is_rejected() {
         assert!(IndexFile::parse(b"{\"schemaVersion\":2,", "index.json").is_err());
