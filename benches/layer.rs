@@ -119,7 +119,7 @@ fn headers(c: &mut Criterion) {
                 format!("usr/share/doc/pkg{i}/changelog.Debian.gz").into(),
                 None,
             );
-            e.kind = ocipack::layer::EntryKind::File;
+            e.kind = ocipack::layer::FileKind::File;
             e.size = 1234;
             e
         })

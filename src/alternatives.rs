@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::tree::{ImageTree, MemTree, Node, NodeKind};
+use crate::tree::{FileKind, ImageTree, MemTree, Node};
 
 pub const ALTDIR: &str = "/etc/alternatives";
 pub const ADMINDIR: &str = "/var/lib/dpkg/alternatives";
@@ -270,14 +270,14 @@ impl<'a> Alternatives<'a> {
         self.view().resolve(path).is_ok()
     }
 
-    fn classify(&self, path: &str) -> Option<NodeKind> {
+    fn classify(&self, path: &str) -> Option<FileKind> {
         self.view().node(path).map(|n| n.kind)
     }
 
     fn readlink(&self, path: &str) -> Option<String> {
         self.view()
             .node(path)
-            .filter(|n| n.kind == NodeKind::Symlink)
+            .filter(|n| n.kind == FileKind::Symlink)
             .and_then(|n| n.link)
     }
 
@@ -286,7 +286,7 @@ impl<'a> Alternatives<'a> {
         let view = self.view();
         match view.node(&path) {
             None => Ok(None),
-            Some(n) if n.size == 0 && n.kind == NodeKind::File => Ok(None),
+            Some(n) if n.size == 0 && n.kind == FileKind::File => Ok(None),
             Some(_) => {
                 let r = view
                     .resolve(&path)
@@ -538,7 +538,7 @@ impl<'a> Alternatives<'a> {
     }
 
     fn evolve(&mut self, a: &mut AltState, inst: &Install, current: Option<&str>, fs: &Choice) {
-        if self.classify(&a.link) == Some(NodeKind::Symlink) && a.link != inst.link {
+        if self.classify(&a.link) == Some(FileKind::Symlink) && a.link != inst.link {
             // checked_mv(old master link, new master link)
             if let Some(t) = self.readlink(&a.link) {
                 self.pending.insert(a.link.clone(), Change::Removed);
@@ -558,7 +558,7 @@ impl<'a> Alternatives<'a> {
             } else {
                 self.readlink(&format!("{ALTDIR}/{sname}"))
             };
-            if old != *slink && self.classify(&old) == Some(NodeKind::Symlink) {
+            if old != *slink && self.classify(&old) == Some(FileKind::Symlink) {
                 let rename = new_file.as_deref().is_some_and(|f| self.exists(f));
                 let target = self.readlink(&old);
                 self.pending.insert(old.clone(), Change::Removed);
@@ -623,7 +623,7 @@ impl<'a> Alternatives<'a> {
             },
         );
         let needs_update = match self.classify(link) {
-            Some(NodeKind::Symlink) => self.readlink(link).as_deref() != Some(alt.as_str()),
+            Some(FileKind::Symlink) => self.readlink(link).as_deref() != Some(alt.as_str()),
             Some(_) => {
                 self.warnings
                     .push(format!("not replacing {link} with a link"));
@@ -657,7 +657,7 @@ impl<'a> Alternatives<'a> {
                 ));
             }
             match self.classify(slink) {
-                Some(NodeKind::Symlink) => {
+                Some(FileKind::Symlink) => {
                     self.pending.insert(slink.clone(), Change::Removed);
                 }
                 Some(_) => self

@@ -8,27 +8,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::labels::{BASE_DIGEST, BASE_NAME};
 use crate::manifest::canonical_json;
 use crate::platform::TargetArch;
+use crate::provenance::Provenance;
 use crate::recipe::{ConfigEdit, Healthcheck};
-
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// The PATH Docker and BuildKit give a Linux container whose config sets
 /// none (moby `oci.DefaultPathEnv`, BuildKit `system.DefaultPathEnvUnix`).
 /// A recipe prepending to PATH on such a base starts from this, or the
 /// result would hold only the prepended directories.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Where an image came from, recorded as labels.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Provenance {
-    pub run_id: String,
-    /// The parent image's manifest digest.
-    pub parent_digest: String,
-    pub parent_stage: Option<String>,
-}
 
 fn invalid(reason: impl Into<String>) -> Error {
     Error::invalid("image config", reason)
@@ -225,13 +215,18 @@ pub fn apply_edit(cfg: &mut Value, edit: &ConfigEdit) -> Result<()> {
     Ok(())
 }
 
-/// Records provenance labels.
+/// Records provenance labels (run id, parent digest and stage; the fields
+/// a step knows, see [`Provenance::stamp`]).
 pub fn set_provenance(cfg: &mut Value, p: &Provenance) -> Result<()> {
     let mut labels = BTreeMap::new();
-    labels.insert(crate::labels::run_id(), p.run_id.clone());
-    labels.insert(crate::labels::parent_digest(), p.parent_digest.clone());
-    if let Some(s) = &p.parent_stage {
-        labels.insert(crate::labels::parent_stage(), s.clone());
+    for (name, value) in [
+        (crate::labels::run_id(), &p.run_id),
+        (crate::labels::parent_digest(), &p.parent_digest),
+        (crate::labels::parent_stage(), &p.parent_stage),
+    ] {
+        if let Some(v) = value {
+            labels.insert(name, v.clone());
+        }
     }
     set_labels(cfg, &labels)
 }
@@ -291,9 +286,9 @@ pub fn add_layer(cfg: &mut Value, diff_id: &str, created: &str, created_by: &str
 /// `org.opencontainers.image.base.*` manifest annotations (`base.name` only
 /// when the base has a fully qualified name).
 pub fn base_annotations(base_name: Option<&str>, base_digest: &str) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::from([(ANNOTATION_BASE_DIGEST.to_string(), base_digest.to_string())]);
+    let mut a = BTreeMap::from([(BASE_DIGEST.to_string(), base_digest.to_string())]);
     if let Some(name) = base_name {
-        a.insert(ANNOTATION_BASE_NAME.to_string(), name.to_string());
+        a.insert(BASE_NAME.to_string(), name.to_string());
     }
     a
 }
@@ -303,102 +298,12 @@ pub fn to_bytes(cfg: &Value) -> Result<Vec<u8>> {
     canonical_json(cfg)
 }
 
-/// RFC 3339 UTC time of a Unix epoch (`2023-11-14T22:13:20Z`).
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
-/// Parses an RFC 3339 time (`2023-11-14T22:13:20Z`, fractions and
-/// `±HH:MM` offsets accepted) into Unix seconds; `None` if malformed or
-/// before 1970.
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6
-            && (o.starts_with('+') || o.starts_with('-'))
-            && o.as_bytes()[3] == b':' =>
-        {
-            let v =
-                o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
-    };
-    // Days since 1970-01-01 (inverse of the civil-date algorithm above).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss - offset).ok()
-}
+pub use crate::timestamp::{parse_rfc3339, rfc3339, MAX_RFC3339_EPOCH};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::recipe::EnvEdit;
-
-    #[test]
-    fn rfc3339_round_trips() {
-        for e in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
-            assert_eq!(parse_rfc3339(&rfc3339(e)), Some(e));
-        }
-        assert_eq!(
-            parse_rfc3339("2023-11-14T23:13:20.123456+01:00"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(parse_rfc3339("2023-11-14"), None);
-        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
-        // A base image's `created` is untrusted: non-ASCII offsets are
-        // rejected, not sliced mid-character.
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20+0\u{e9}00"), None);
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20\u{e9}\u{e9}\u{e9}"), None);
-    }
 
     fn base() -> Value {
         json!({
@@ -510,11 +415,7 @@ mod tests {
         assert_eq!(c["history"][1]["created_by"], "ocipack package: payload");
         set_provenance(
             &mut c,
-            &Provenance {
-                run_id: "r1".into(),
-                parent_digest: "sha256:cc".into(),
-                parent_stage: Some("base".into()),
-            },
+            &Provenance::stamp("r1".into(), "sha256:cc".into(), Some("base".into())),
         )
         .unwrap();
         assert_eq!(
@@ -535,7 +436,7 @@ mod tests {
         let s = String::from_utf8(a).unwrap();
         assert!(s.find("\"architecture\"").unwrap() < s.find("\"config\"").unwrap());
         let ann = base_annotations(Some("ghcr.io/k/b:base-arm64"), "sha256:dd");
-        assert_eq!(ann[ANNOTATION_BASE_DIGEST], "sha256:dd");
+        assert_eq!(ann[BASE_DIGEST], "sha256:dd");
     }
 
     #[test]
@@ -587,12 +488,5 @@ mod tests {
         set_env(&mut c, "A", "1").unwrap();
         assert_eq!(get_env(&c, "A").as_deref(), Some("1"));
         assert!(set_env(&mut json!([1]), "A", "1").is_err());
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }

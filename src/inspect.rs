@@ -10,7 +10,7 @@ use crate::platform::{is_attestation, platform_string, PlatformSpec};
 use crate::transport::ImageSource;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LayerInfo {
+pub struct LayerSummary {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -37,7 +37,7 @@ pub struct ImageInfo {
     pub config_digest: String,
     pub config: ConfigSummary,
     pub annotations: BTreeMap<String, String>,
-    pub layers: Vec<LayerInfo>,
+    pub layers: Vec<LayerSummary>,
     pub total_layer_size: u64,
 }
 
@@ -99,11 +99,11 @@ pub fn inspect(src: &dyn ImageSource, want: Option<&PlatformSpec>) -> Result<Ins
     }
     let img = resolve_image(src, want)?;
     let cfg = img.config.config().clone().unwrap_or_default();
-    let layers: Vec<LayerInfo> = img
+    let layers: Vec<LayerSummary> = img
         .layers()
         .iter()
         .zip(img.diff_ids())
-        .map(|(d, id)| LayerInfo {
+        .map(|(d, id)| LayerSummary {
             media_type: d.media_type().to_string(),
             digest: d.digest().to_string(),
             size: d.size(),

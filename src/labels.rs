@@ -3,6 +3,9 @@
 //! the seed pipeline's, so its images and digests stay as they are; another
 //! project sets its own with `--label-prefix` / `$OCIPACK_LABEL_PREFIX`.
 //! One value per process: writers and readers must agree on it.
+//!
+//! Also the home of the standard OCI label and annotation names ocipack
+//! reads or writes, so a name is spelt in one place.
 
 use std::sync::OnceLock;
 
@@ -63,6 +66,13 @@ pub fn parent_digest() -> String {
 pub fn parent_stage() -> String {
     label("parent-stage")
 }
+
+/// Label (OCI): the source revision (git commit) the image was built from.
+pub const REVISION: &str = "org.opencontainers.image.revision";
+/// Manifest annotation (OCI): the digest of the base image.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Manifest annotation (OCI): the name of the base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// Label: the guards waived for this image, with reasons.
 pub fn guard_waivers() -> String {

@@ -186,12 +186,28 @@ impl RawManifest {
 }
 
 /// Serialises with sorted object keys and no whitespace. oci-spec keeps
-/// annotations and labels in `HashMap`s, whose order changes per process;
-/// going through `serde_json::Value` (a `BTreeMap` without the
-/// `preserve_order` feature) makes the bytes, and so the digests, stable.
+/// annotations and labels in `HashMap`s, whose order changes per process,
+/// and structs serialise in field order: every object's keys are sorted
+/// here explicitly (by bytes, as a `BTreeMap` orders them), so the bytes,
+/// and so the digests, stay the same even if some dependency turns on
+/// serde_json's `preserve_order` (then `Map` keeps insertion order).
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     let v = serde_json::to_value(value).map_err(|e| Error::json("serialising", e))?;
-    serde_json::to_vec(&v).map_err(|e| Error::json("serialising", e))
+    serde_json::to_vec(&sorted(v)).map_err(|e| Error::json("serialising", e))
+}
+
+/// `v` with every object's keys inserted in sorted order.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// Compression of a layer, from its media type.
@@ -296,6 +312,38 @@ mod tests {
         assert_eq!(
             canonical_json(&m).unwrap(),
             br#"{"a":1,"b":1,"m":1,"y":1,"z":1}"#
+        );
+    }
+
+    /// Fails if key order ever follows declaration or insertion order (a
+    /// dependency enabling serde_json's `preserve_order` would do that):
+    /// every digest ocipack writes depends on it.
+    #[test]
+    fn canonical_json_key_order_is_by_bytes_whatever_the_input_order() {
+        #[derive(Serialize)]
+        struct S {
+            zeta: u8,
+            #[serde(rename = "Labels")]
+            labels: std::collections::HashMap<String, u8>,
+            alpha: Vec<serde_json::Value>,
+        }
+        let nested: serde_json::Value =
+            serde_json::from_str(r#"{"y":1,"b":{"d":1,"c":2}}"#).unwrap();
+        let s = S {
+            zeta: 1,
+            labels: [("b".to_string(), 2), ("a".to_string(), 1)].into(),
+            alpha: vec![nested],
+        };
+        assert_eq!(
+            canonical_json(&s).unwrap(),
+            br#"{"Labels":{"a":1,"b":2},"alpha":[{"b":{"c":2,"d":1},"y":1}],"zeta":1}"#
+        );
+        // Byte order: uppercase before lowercase, `é` (0xC3...) last.
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"é":1,"b":2,"B":3,"a_":4,"a":5}"#).unwrap();
+        assert_eq!(
+            canonical_json(&v).unwrap(),
+            r#"{"B":3,"a":5,"a_":4,"b":2,"é":1}"#.as_bytes()
         );
     }
 }

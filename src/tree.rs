@@ -11,17 +11,16 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
-/// Symlink hops before giving up (Linux's own limit is 40).
-pub const MAX_SYMLINK_HOPS: usize = 40;
+use crate::layer::path::MAX_SYMLINK_HOPS;
 
 /// The kind of an entry: the layer engine's own type, so a merged tree and
 /// this view never disagree on what an entry is.
-pub use crate::layer::EntryKind as NodeKind;
+pub use crate::layer::FileKind;
 
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub kind: NodeKind,
+    pub kind: FileKind,
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
@@ -33,7 +32,7 @@ pub struct Node {
 impl Node {
     pub fn dir(mode: u32) -> Node {
         Node {
-            kind: NodeKind::Dir,
+            kind: FileKind::Dir,
             mode,
             uid: 0,
             gid: 0,
@@ -44,7 +43,7 @@ impl Node {
 
     pub fn file(mode: u32, size: u64) -> Node {
         Node {
-            kind: NodeKind::File,
+            kind: FileKind::File,
             mode,
             uid: 0,
             gid: 0,
@@ -55,7 +54,7 @@ impl Node {
 
     pub fn symlink(target: &str) -> Node {
         Node {
-            kind: NodeKind::Symlink,
+            kind: FileKind::Symlink,
             mode: 0o777,
             uid: 0,
             gid: 0,
@@ -177,7 +176,7 @@ fn resolve_in<T: ImageTree + ?Sized>(
             }
             _ => {}
         }
-        if !matches!(node.kind, NodeKind::Dir) {
+        if !matches!(node.kind, FileKind::Dir) {
             return Err(ResolveError::NotDir { path: join(&done) });
         }
         done.push(c);
@@ -188,7 +187,7 @@ fn resolve_in<T: ImageTree + ?Sized>(
                 chain,
             });
         };
-        if n.kind == NodeKind::Symlink {
+        if n.kind == FileKind::Symlink {
             let target = n.link.clone().unwrap_or_default();
             chain.push((here, target.clone()));
             if chain.len() > MAX_SYMLINK_HOPS {
@@ -285,7 +284,7 @@ impl MemTree {
 
     pub fn add_hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut n = Node::file(0o644, 0);
-        n.kind = NodeKind::HardLink;
+        n.kind = FileKind::HardLink;
         n.link = Some(target.to_string());
         self.insert(path, n, Vec::new());
         self
@@ -312,10 +311,10 @@ impl ImageTree for MemTree {
         let mut p = path.to_string();
         for _ in 0..2 {
             match self.entries.get(&p) {
-                Some((n, _)) if n.kind == NodeKind::HardLink => {
+                Some((n, _)) if n.kind == FileKind::HardLink => {
                     p = n.link.clone().unwrap_or_default();
                 }
-                Some((n, c)) if n.kind == NodeKind::File => {
+                Some((n, c)) if n.kind == FileKind::File => {
                     return Ok(c[..len.min(c.len())].to_vec());
                 }
                 _ => break,
@@ -395,7 +394,7 @@ mod tests {
         let t = tree();
         let r = t.resolve("/usr/bin/cc").unwrap();
         assert_eq!(r.path, "/opt/gcc-16.1.0/bin/gcc");
-        assert_eq!(r.node.kind, NodeKind::File);
+        assert_eq!(r.node.kind, FileKind::File);
         assert_eq!(
             format_chain(&r.chain),
             "/usr/bin/cc -> /etc/alternatives/cc -> /opt/gcc-16.1.0/bin/gcc"

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
-use crate::layer::path::{entry_name, normalize, EntryKind};
+use crate::layer::path::{entry_name, normalize, EntryName};
 use crate::layer::scan::{walk_layer, Check};
 use crate::transport::ImageSource;
 
@@ -229,7 +229,7 @@ impl Unpacker {
             let is_dir = et.is_dir();
             let kind = entry_name(&raw, is_dir).map_err(|r| self.unsafe_path(&layer, &raw, r))?;
             match kind {
-                EntryKind::Whiteout(p) => {
+                EntryName::Whiteout(p) => {
                     let p = self.place(&p, &layer, &raw)?;
                     // Under a missing directory it hides nothing: create
                     // no parents for it (umoci does not).
@@ -245,7 +245,7 @@ impl Unpacker {
                     }
                     self.report.whiteouts += 1;
                 }
-                EntryKind::Opaque(p) => {
+                EntryName::Opaque(p) => {
                     // The marker's parent: the directory made opaque.
                     let p = resolve::resolve(&self.root, &p)
                         .map_err(|e| self.resolve_error(e, &layer, &raw))?;
@@ -261,7 +261,7 @@ impl Unpacker {
                     }
                     self.report.whiteouts += 1;
                 }
-                EntryKind::Regular(p) => {
+                EntryName::Regular(p) => {
                     let p = self.place(&p, &layer, &raw)?;
                     self.extract(entry, &p, &raw, &layer)?;
                     created.insert(p);
@@ -525,7 +525,8 @@ fn remove_all(p: &Path) -> Result<()> {
     }
 }
 
-fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
+/// Sets a path's mtime (and atime), never following a symlink.
+pub(crate) fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
     let c = cstr(p)?;
     let ts = libc::timespec {
         tv_sec: mtime as libc::time_t,

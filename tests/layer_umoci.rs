@@ -247,7 +247,7 @@ fn a_hard_link_whose_target_is_not_selected_becomes_a_file() {
     let (src, img) = source("artifacts", "cross-android-arm64");
     let tree = MergedTree::load(src.as_ref(), &img).unwrap();
     let gcc = tree.get(Path::new("/opt/gcc-16.1.0/bin/gcc")).unwrap();
-    assert_eq!(gcc.kind, ocipack::layer::EntryKind::HardLink);
+    assert_eq!(gcc.kind, ocipack::layer::FileKind::HardLink);
     let out = Layout::open_or_create(t.path().join("out")).unwrap();
     let sel = Selection::new(vec![SelectRule::path("/opt/gcc-16.1.0/bin/gcc")]);
     let built = layer_from_image(

@@ -354,6 +354,46 @@ fn recipe_errors_name_file_and_line() {
     assert!(err.contains("absolute"), "{err}");
 }
 
+/// `{a,b}` alternation: the recipe validator accepts it, so selection must
+/// honour it too (one glob engine; it used to be taken as a literal path).
+#[test]
+fn brace_globs_select_what_validation_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("r.toml");
+    std::fs::write(
+        &recipe,
+        "[recipe]\nname = \"x\"\nkind = \"package\"\n[inputs.artifact]\nplatform = \"any\"\n\
+         [[copy]]\npaths = [\"/opt/{opencv5,ffmpeg}\"]\n\
+         [guards.waive]\ncompiler = \"payload only\"\ndumpmachine = \"payload only\"\n\
+         smoke = \"payload only\"\n",
+    )
+    .unwrap();
+    let base = format!("oci:{}:base", s(&fixtures().join("base")));
+    let art = format!(
+        "oci:{}:cross-android-arm64",
+        s(&fixtures().join("artifacts"))
+    );
+    let out = tmp.path().join("o");
+    ocipack_sde(&[
+        "package",
+        "--arch",
+        "arm64",
+        "--base",
+        &base,
+        "--artifact",
+        &art,
+        "--recipe",
+        &s(&recipe),
+        "--out",
+        &format!("oci:{}:x", s(&out)),
+    ]);
+    let root = tmp.path().join("root");
+    ocipack_ok(&["unpack", &format!("oci:{}:x", s(&out)), &s(&root)]);
+    assert!(root.join("opt/opencv5").is_dir());
+    assert!(root.join("opt/ffmpeg").is_dir());
+    assert!(!root.join("opt/gstreamer").exists());
+}
+
 #[test]
 fn build_all_arches_into_one_index() {
     let tmp = tempfile::tempdir().unwrap();

@@ -173,7 +173,7 @@ fuzz_target!(|data: &[u8]| {
     let kept: std::collections::BTreeSet<_> = tree.iter().map(|e| e.path.clone()).collect();
     for e in again.iter().filter(|e| !kept.contains(&e.path)) {
         assert!(
-            e.kind == ocipack::layer::EntryKind::Dir
+            e.kind == ocipack::layer::FileKind::Dir
                 && kept.iter().any(|k| k.starts_with(&e.path)),
             "canonical round trip added {:?}, which is not an implicit parent",
             e.path

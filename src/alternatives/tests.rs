@@ -116,10 +116,10 @@ fn tree_snapshot(t: &MemTree) -> BTreeMap<String, Entry> {
     for p in t.paths() {
         let n = t.node(&p).unwrap();
         match n.kind {
-            NodeKind::File => {
+            FileKind::File => {
                 out.insert(p.clone(), Entry::File(t.read_prefix(&p, 1 << 20).unwrap()));
             }
-            NodeKind::Symlink => {
+            FileKind::Symlink => {
                 out.insert(p, Entry::Symlink(n.link.unwrap()));
             }
             _ => {}

@@ -52,14 +52,9 @@ fn compression_arg(s: &str) -> Result<Compression, String> {
     s.parse().map_err(|e: ocipack::Error| e.to_string())
 }
 
+/// The recipes' `owner` syntax (`UID[:GID]`), parsed by the same function.
 fn owner_arg(s: &str) -> Result<(u64, u64), String> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    Ok((
-        u.parse()
-            .map_err(|_| format!("uid {u:?} is not a number"))?,
-        g.parse()
-            .map_err(|_| format!("gid {g:?} is not a number"))?,
-    ))
+    ocipack::recipe::parse_owner(s)
 }
 
 #[derive(Serialize)]

@@ -5,6 +5,7 @@ mod build;
 mod copy;
 mod docs;
 pub mod exit;
+mod extract;
 mod fsck;
 mod inspect;
 mod manifest;
@@ -57,6 +58,9 @@ pub enum Command {
     Copy(Box<copy::Args>),
     /// Unpack an image's root filesystem into a directory.
     Unpack(unpack::Args),
+    /// Copy trees out of an image (build artifacts) with SHA256SUMS and
+    /// metadata, optionally refusing wrong-architecture ELF files.
+    Extract(Box<extract::Args>),
     /// Check a layout or archive as a registry would (every blob, every
     /// descriptor, every diff_id; orphans and temp files); --repair.
     Fsck(fsck::Args),
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifest(a) => Some(&a.registry),
         Command::Build(a) => Some(&a.registry),
         Command::Referrers(a) => Some(&a.registry),
+        Command::Extract(a) => Some(&a.registry),
         _ => None,
     };
     if let Some(r) = registry {
@@ -100,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Copy(a) => copy::run(*a),
         Command::Unpack(a) => unpack::run(a),
+        Command::Extract(a) => extract::run(*a),
         Command::Fsck(a) => fsck::run(a),
         Command::Manifest(a) => manifest::run(*a),
         Command::VerifyChain(a) => verify_chain::run(a),

@@ -1,5 +1,5 @@
-use ocipack::index::chain::{verify_chain, Stage, StageStatus};
 use ocipack::platform::PlatformSpec;
+use ocipack::provenance::chain::{verify_chain, Stage, StageStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

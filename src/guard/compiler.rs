@@ -14,7 +14,7 @@ use crate::elf;
 use crate::error::Result;
 use crate::platform::TargetArch;
 use crate::recipe::GuardSettings;
-use crate::tree::{format_chain, ImageTree, NodeKind, ResolveError};
+use crate::tree::{format_chain, FileKind, ImageTree, ResolveError};
 
 /// Bytes read to tell a script from a binary.
 const PROBE_LEN: usize = 256;
@@ -58,7 +58,7 @@ fn check_link(
     } else {
         format_chain(&resolved.chain)
     };
-    if !matches!(resolved.node.kind, NodeKind::File | NodeKind::HardLink) {
+    if !matches!(resolved.node.kind, FileKind::File | FileKind::HardLink) {
         out.offend(link, format!("{chain}: not a regular file"));
         return Ok(());
     }
@@ -121,7 +121,7 @@ fn check_gcc_libdir(
 ) {
     let base = format!("{prefix}/lib/gcc");
     let base_resolved = match tree.resolve(&base) {
-        Ok(r) if r.node.kind == NodeKind::Dir => r.path,
+        Ok(r) if r.node.kind == FileKind::Dir => r.path,
         Ok(_) => {
             out.offend(&base, "not a directory");
             return;
@@ -141,7 +141,7 @@ fn check_gcc_libdir(
         .iter()
         .filter(|t| {
             tree.resolve(&format!("{base_resolved}/{t}/{version}"))
-                .is_ok_and(|r| r.node.kind == NodeKind::Dir)
+                .is_ok_and(|r| r.node.kind == FileKind::Dir)
         })
         .collect();
     match with_version.first() {

@@ -4,19 +4,18 @@
 use std::io::Read;
 use std::path::Path;
 
-use globset::{Glob, GlobMatcher};
-
 use super::{Allowed, GuardOutcome};
 use crate::elf::{self, HEADER_LEN};
 use crate::error::{Error, Result};
+use crate::layer::glob::Glob;
 use crate::platform::TargetArch;
 use crate::recipe::ElfAllow;
-use crate::tree::{ImageTree, NodeKind};
+use crate::tree::{FileKind, ImageTree};
 
 /// Accumulates verdicts file by file, wherever the bytes come from.
 pub struct ElfCheck {
     arch: TargetArch,
-    allow: Vec<(GlobMatcher, ElfAllow)>,
+    allow: Vec<(Glob, ElfAllow)>,
     outcome: GuardOutcome,
 }
 
@@ -24,14 +23,10 @@ impl ElfCheck {
     pub fn new(arch: TargetArch, allow: &[ElfAllow]) -> Result<ElfCheck> {
         let mut compiled = Vec::new();
         for a in allow {
-            let g = globset::GlobBuilder::new(&a.glob)
-                .literal_separator(true)
-                .build()
-                .or_else(|_| Glob::new(&a.glob))
-                .map_err(|e| {
-                    Error::invalid(format!("ELF allow-list glob {}", a.glob), e.to_string())
-                })?;
-            compiled.push((g.compile_matcher(), a.clone()));
+            let g = Glob::new(&a.glob).map_err(|e| {
+                Error::invalid(format!("ELF allow-list glob {}", a.glob), e.to_string())
+            })?;
+            compiled.push((g, a.clone()));
         }
         Ok(ElfCheck {
             arch,
@@ -58,7 +53,7 @@ impl ElfCheck {
                 e
             }
         };
-        if let Some((_, a)) = self.allow.iter().find(|(m, _)| m.is_match(path)) {
+        if let Some((_, a)) = self.allow.iter().find(|(m, _)| m.matches(path)) {
             self.outcome.allowed.push(Allowed {
                 path: path.to_string(),
                 found,
@@ -87,10 +82,10 @@ pub fn check_tree(
     let mut check = ElfCheck::new(arch, allow)?;
     for p in paths {
         let Some(node) = tree.node(p) else { continue };
-        if !matches!(node.kind, NodeKind::File | NodeKind::HardLink) {
+        if !matches!(node.kind, FileKind::File | FileKind::HardLink) {
             continue;
         }
-        if node.kind == NodeKind::File && node.size < 4 {
+        if node.kind == FileKind::File && node.size < 4 {
             continue;
         }
         let prefix = tree.read_prefix(p, HEADER_LEN)?;
@@ -120,7 +115,7 @@ pub fn scan_tar(reader: impl Read, what: &str, check: &mut ElfCheck) -> Result<u
             }
         })?;
         // A whiteout or opaque marker is no file, whatever its tar type.
-        let crate::layer::path::EntryKind::Regular(rel) = name else {
+        let crate::layer::path::EntryName::Regular(rel) = name else {
             continue;
         };
         let path = format!("/{}", rel.display());

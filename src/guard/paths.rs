@@ -2,13 +2,13 @@
 //! Python's `lib-dynload`), required paths present, and the config's
 //! platform matching the target.
 
-use globset::GlobBuilder;
 use serde_json::Value;
 
 use super::GuardOutcome;
 use crate::error::{Error, Result};
+use crate::layer::glob::Glob;
 use crate::platform::TargetArch;
-use crate::tree::{ImageTree, NodeKind};
+use crate::tree::{FileKind, ImageTree};
 
 /// Every symlink below a directory matching one of `trees` must resolve
 /// inside the image (`find -xtype l` in a chroot, statically).
@@ -16,24 +16,22 @@ pub fn dangling_symlinks(tree: &dyn ImageTree, trees: &[String]) -> Result<Guard
     let mut out = GuardOutcome::new("symlinks");
     let mut matchers = Vec::new();
     for t in trees {
-        let g = GlobBuilder::new(t)
-            .literal_separator(true)
-            .build()
+        let g = Glob::new(t)
             .map_err(|e| Error::invalid(format!("symlink guard tree {t}"), e.to_string()))?;
-        matchers.push(g.compile_matcher());
+        matchers.push(g);
     }
     let paths = tree.paths();
     let roots: Vec<&String> = paths
         .iter()
-        .filter(|p| matchers.iter().any(|m| m.is_match(p.as_str())))
-        .filter(|p| tree.node(p).is_some_and(|n| n.kind == NodeKind::Dir))
+        .filter(|p| matchers.iter().any(|m| m.matches(p.as_str())))
+        .filter(|p| tree.node(p).is_some_and(|n| n.kind == FileKind::Dir))
         .collect();
     for root in &roots {
         out.checked += 1;
         let prefix = format!("{root}/");
         for p in paths.iter().filter(|p| p.starts_with(&prefix)) {
             let Some(node) = tree.node(p) else { continue };
-            if node.kind != NodeKind::Symlink {
+            if node.kind != FileKind::Symlink {
                 continue;
             }
             if let Err(e) = tree.resolve(p) {
@@ -111,7 +109,7 @@ pub fn entrypoint(tree: &dyn ImageTree, config: &Value) -> GuardOutcome {
     let mut problems = Vec::new();
     for cand in &candidates {
         match tree.resolve(cand) {
-            Ok(r) if matches!(r.node.kind, NodeKind::File | NodeKind::HardLink) => {
+            Ok(r) if matches!(r.node.kind, FileKind::File | FileKind::HardLink) => {
                 if r.node.mode & 0o111 == 0 {
                     problems.push(format!(
                         "{cand} is not executable (mode {:04o})",

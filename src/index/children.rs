@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{resolve_image, ResolvedImage};
-use crate::index::provenance::Provenance;
 use crate::manifest::{ManifestKind, RawManifest};
 use crate::platform::{platform_string, TargetArch};
+use crate::provenance::Provenance;
 use crate::reference::{validate_tag, Reference};
 use crate::registry::RegistryOptions;
 use crate::transport::{open_source_with, ImageSource};

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::index::children::{ChildInfo, MissingChild};
-use crate::index::provenance::REVISION;
+use crate::labels::REVISION;
 use crate::platform::TargetArch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -282,7 +282,7 @@ fn revision(c: &ChildInfo) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::provenance::Provenance;
+    use crate::provenance::Provenance;
 
     fn child(arch: TargetArch, config: Option<TargetArch>, run: Option<&str>) -> ChildInfo {
         ChildInfo {

@@ -1,15 +1,15 @@
-//! Multi-arch indexes and provenance: build an index from per-arch images,
-//! refuse incomplete or mixed ones, publish it with digest pins, and check
-//! that a chain of stage images was built on the current parents.
+//! Publishing: assemble a multi-arch index from per-arch images, refuse
+//! incomplete, mixed or stale ones (the gates), publish it or a single
+//! stage image (children by digest, then the index, then tags), and hand on
+//! digest pins. What an image says about its origin, and the
+//! `verify-chain` check on it, are in [`crate::provenance`].
 
-pub mod build;
-pub mod chain;
+pub mod assemble;
 pub mod children;
 pub mod gates;
 pub mod pins;
-pub mod provenance;
 pub mod publish;
 pub mod push;
 
-pub use build::IndexFormat;
+pub use assemble::IndexFormat;
 pub use publish::{plan_index, publish_index, IndexOptions, IndexPlan, IndexReport};

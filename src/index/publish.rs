@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::copy::run_parallel;
 use crate::error::{Error, Result};
-use crate::index::build::{build_index, IndexFormat};
+use crate::index::assemble::{assemble_index, IndexFormat};
 use crate::index::children::{
     expand_template, parent_now, resolve_child, Child, ChildInfo, MissingChild, DEFAULT_TEMPLATE,
 };
@@ -212,7 +212,7 @@ pub fn plan_index(opts: &IndexOptions) -> Result<IndexPlan> {
     let kinds: Vec<_> = children.iter().map(|c| c.kind()).collect();
     let format = IndexFormat::choose(opts.format, &kinds)?;
     let entries: Vec<Descriptor> = children.iter().map(|c| c.entry()).collect();
-    let index = build_index(&entries, format)?;
+    let index = assemble_index(&entries, format)?;
     let infos: Vec<ChildInfo> = children.iter().map(|c| c.info.clone()).collect();
     let gates = vec![
         gates::completeness(&opts.target_arches, &infos, &missing),

@@ -7,7 +7,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::writer::BuiltLayer;
+use super::output::BuiltLayer;
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::layout::Layout;
@@ -44,28 +44,6 @@ pub fn layer_media_type(docker: bool, compression: Compression) -> MediaType {
     }
 }
 
-/// RFC 3339 UTC time of a Unix timestamp (as image configs carry it).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Writes `base` + `layers` as a new image into `out`.
 pub fn append_layers(
     src: &dyn ImageSource,
@@ -88,7 +66,7 @@ pub fn append_layers(
     let obj = config
         .as_object_mut()
         .ok_or_else(|| Error::invalid(&what, "not a JSON object"))?;
-    let created = epoch.map(rfc3339);
+    let created = epoch.map(crate::timestamp::rfc3339);
     if let Some(c) = &created {
         obj.insert("created".into(), json!(c));
     }
@@ -161,16 +139,4 @@ pub fn append_layers(
         config: config_desc,
         layers: descs,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::gzip;
+use super::output::{BuiltLayer, LayerOptions};
 use super::select::Selection;
-use super::writer::{BuiltLayer, LayerOptions};
 use crate::atomic;
 use crate::digest::sha256;
 use crate::error::{Error, Result};

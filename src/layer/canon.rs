@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::merged::{ContentRef, EntryKind};
+use super::entry::{ContentRef, FileKind, Meta};
 use super::path::sort_key;
 use crate::error::{Error, Result};
 
@@ -32,23 +32,31 @@ pub enum Body {
     File(PathBuf),
 }
 
-/// One entry of a layer being written.
+/// One entry of a layer being written: its metadata (as the merged view
+/// keeps it, owner and mode possibly changed by the selection) and where
+/// its bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEntry {
     pub path: PathBuf,
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    pub size: u64,
-    pub link: Option<PathBuf>,
-    pub xattrs: BTreeMap<String, Vec<u8>>,
-    pub dev: Option<(u32, u32)>,
+    pub meta: Meta,
     pub body: Body,
     /// Entries with the same key are one inode: the first (in canonical
     /// order) is written as a file, the others as hard links to it.
     pub inode: Option<(u64, u64, u64)>,
+}
+
+/// Reads as its metadata, as [`super::merged::TreeEntry`] does.
+impl std::ops::Deref for OutEntry {
+    type Target = Meta;
+    fn deref(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl std::ops::DerefMut for OutEntry {
+    fn deref_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
 }
 
 impl OutEntry {
@@ -56,15 +64,17 @@ impl OutEntry {
     pub fn parent_dir(path: PathBuf, epoch: Option<u64>) -> OutEntry {
         OutEntry {
             path,
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: epoch.unwrap_or(0),
-            size: 0,
-            link: None,
-            xattrs: BTreeMap::new(),
-            dev: None,
+            meta: Meta {
+                kind: FileKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: epoch.unwrap_or(0),
+                size: 0,
+                link: None,
+                xattrs: BTreeMap::new(),
+                dev: None,
+            },
             body: Body::None,
             inode: None,
         }
@@ -92,7 +102,7 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
         if e.path.components().any(|c| is_whiteout_name(c.as_os_str())) {
             return Err(Error::invalid(
                 format!("/{}", e.path.display()),
-                super::dir::whiteout_name_reason(),
+                super::path::whiteout_name_reason(),
             ));
         }
     }
@@ -111,7 +121,7 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
             cur.push(c);
             let k = sort_key(&cur);
             match map.get(&k) {
-                Some(p) if p.kind == EntryKind::Dir => {}
+                Some(p) if p.kind == FileKind::Dir => {}
                 Some(p) => {
                     return Err(Error::invalid(
                         format!("/{}", e.path.display()),
@@ -137,10 +147,10 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
         if let Some(t) = epoch {
             e.mtime = e.mtime.min(t);
         }
-        if e.kind == EntryKind::File {
+        if e.kind == FileKind::File {
             if let Some(ino) = e.inode {
                 if let Some(first) = first_of.get(&ino) {
-                    e.kind = EntryKind::HardLink;
+                    e.kind = FileKind::HardLink;
                     e.link = Some(first.clone());
                     e.size = 0;
                     e.body = Body::None;
@@ -149,7 +159,7 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
                 }
             }
         }
-        if e.kind != EntryKind::File {
+        if e.kind != FileKind::File {
             e.size = 0;
         }
         out.push(e);
@@ -209,22 +219,22 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-fn type_flag(k: EntryKind) -> u8 {
+fn type_flag(k: FileKind) -> u8 {
     match k {
-        EntryKind::File => b'0',
-        EntryKind::HardLink => b'1',
-        EntryKind::Symlink => b'2',
-        EntryKind::Char => b'3',
-        EntryKind::Block => b'4',
-        EntryKind::Dir => b'5',
-        EntryKind::Fifo => b'6',
+        FileKind::File => b'0',
+        FileKind::HardLink => b'1',
+        FileKind::Symlink => b'2',
+        FileKind::Char => b'3',
+        FileKind::Block => b'4',
+        FileKind::Dir => b'5',
+        FileKind::Fifo => b'6',
     }
 }
 
 /// Appends the header block(s) of `e` to `out`.
 pub fn encode_header(e: &OutEntry, out: &mut Vec<u8>) {
     let mut name = e.path.as_os_str().as_bytes().to_vec();
-    if e.kind == EntryKind::Dir {
+    if e.kind == FileKind::Dir {
         name.push(b'/');
     }
     let link = e
@@ -239,7 +249,7 @@ pub fn encode_header(e: &OutEntry, out: &mut Vec<u8>) {
     if link.len() > 100 {
         pax.insert("linkpath".into(), link.clone());
     }
-    let size = if e.kind == EntryKind::File { e.size } else { 0 };
+    let size = if e.kind == FileKind::File { e.size } else { 0 };
     if size > OCTAL11 {
         pax.insert("size".into(), size.to_string().into_bytes());
     }
@@ -297,7 +307,7 @@ pub fn encode_header(e: &OutEntry, out: &mut Vec<u8>) {
     h[156] = type_flag(e.kind);
     fill(&mut h[157..257], &link);
     ustar_magic(&mut h);
-    if let (Some((major, minor)), EntryKind::Char | EntryKind::Block) = (e.dev, e.kind) {
+    if let (Some((major, minor)), FileKind::Char | FileKind::Block) = (e.dev, e.kind) {
         octal(&mut h[329..337], u64::from(major).min(OCTAL7));
         octal(&mut h[337..345], u64::from(minor).min(OCTAL7));
     }
@@ -350,14 +360,14 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 pub fn regular_paths(entries: &[OutEntry]) -> Vec<PathBuf> {
     entries
         .iter()
-        .filter(|e| e.kind == EntryKind::File)
+        .filter(|e| e.kind == FileKind::File)
         .map(|e| e.path.clone())
         .collect()
 }
 
 /// Normalises a destination given as an absolute or relative path.
 pub fn dest_path(p: &Path) -> PathBuf {
-    super::merged::lexical(p)
+    super::path::lexical(p)
 }
 
 #[cfg(test)]
@@ -365,7 +375,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn e(path: &str, kind: EntryKind) -> OutEntry {
+    fn e(path: &str, kind: FileKind) -> OutEntry {
         let mut o = OutEntry::parent_dir(path.into(), None);
         o.kind = kind;
         o.mode = 0o644;
@@ -377,14 +387,14 @@ mod tests {
     fn whiteout_names_are_refused() {
         for name in ["etc/.wh.passwd", ".wh..wh..opq", ".wh.x/inner"] {
             let mut map = EntryMap::new();
-            let o = e(name, EntryKind::File);
+            let o = e(name, FileKind::File);
             map.insert(sort_key(&o.path), o);
             let err = canonicalize(map, None).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains("whiteout"), "{err}");
         }
         // A name that merely contains the marker is fine.
         let mut map = EntryMap::new();
-        let o = e("etc/a.wh.b", EntryKind::File);
+        let o = e("etc/a.wh.b", FileKind::File);
         map.insert(sort_key(&o.path), o);
         canonicalize(map, None).unwrap();
     }
@@ -405,19 +415,19 @@ mod tests {
     #[test]
     fn round_trips_through_the_tar_crate() {
         let long = format!("d/{}", "n".repeat(150));
-        let mut f = e(&long, EntryKind::File);
+        let mut f = e(&long, FileKind::File);
         f.size = 5;
         f.uid = 5_000_000;
         f.xattrs
             .insert("security.capability".into(), vec![1, 0, 0, 2]);
-        let mut l = e("d/l", EntryKind::Symlink);
+        let mut l = e("d/l", FileKind::Symlink);
         l.link = Some(PathBuf::from(format!("/{}", "t".repeat(120))));
-        let mut h = e("d/h", EntryKind::HardLink);
+        let mut h = e("d/h", FileKind::HardLink);
         h.link = Some(PathBuf::from(&long));
-        let mut c = e("d/c", EntryKind::Char);
+        let mut c = e("d/c", FileKind::Char);
         c.dev = Some((1, 3));
         let mut w = TarWriter::new(Vec::new());
-        w.entry(&e("d", EntryKind::Dir), b"").unwrap();
+        w.entry(&e("d", FileKind::Dir), b"").unwrap();
         w.entry(&f, b"hello").unwrap();
         w.entry(&l, b"").unwrap();
         w.entry(&h, b"").unwrap();
@@ -461,7 +471,7 @@ mod tests {
     fn canonicalize_adds_parents_and_links() {
         let mut m = EntryMap::new();
         for (p, ino) in [("a/b/f2", 7), ("a/b/f1", 7), ("z/f3", 8)] {
-            let mut f = e(p, EntryKind::File);
+            let mut f = e(p, FileKind::File);
             f.size = 3;
             f.inode = Some((1, ino, 0));
             f.mtime = 2_000_000_000;
@@ -472,13 +482,13 @@ mod tests {
         assert_eq!(names, ["a", "a/b", "a/b/f1", "a/b/f2", "z", "z/f3"]);
         assert_eq!(out[0].mode, 0o755);
         assert_eq!(out[0].mtime, 1_000);
-        assert_eq!(out[2].kind, EntryKind::File);
-        assert_eq!(out[3].kind, EntryKind::HardLink);
+        assert_eq!(out[2].kind, FileKind::File);
+        assert_eq!(out[3].kind, FileKind::HardLink);
         assert_eq!(out[3].link.as_deref(), Some(Path::new("a/b/f1")));
         assert!(out.iter().all(|e| e.mtime <= 1_000));
         let mut bad = EntryMap::new();
-        bad.insert(sort_key(Path::new("f")), e("f", EntryKind::File));
-        bad.insert(sort_key(Path::new("f/x")), e("f/x", EntryKind::File));
+        bad.insert(sort_key(Path::new("f")), e("f", FileKind::File));
+        bad.insert(sort_key(Path::new("f/x")), e("f/x", FileKind::File));
         assert!(canonicalize(bad, None).is_err());
     }
 }

@@ -27,7 +27,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use oci_spec::image::Descriptor;
 
 use super::canon::{Body, OutEntry};
-use super::merged::{ContentRef, LayerInfo};
+use super::entry::ContentRef;
+use super::merged::LayerInfo;
 use super::scan::{walk_layer, Check};
 use crate::error::{Error, Result};
 use crate::transport::ImageSource;

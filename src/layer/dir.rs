@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::canon::{dest_path, Body, EntryMap, OutEntry};
-use super::merged::EntryKind;
-use super::path::sort_key;
+use super::entry::{FileKind, Meta};
+use super::path::{sort_key, whiteout_name_reason};
 use crate::error::{Error, Result};
 
 /// xattrs that describe the host, not the content.
@@ -68,22 +68,22 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
         })?;
         let ft = m.file_type();
         let kind = if ft.is_dir() {
-            EntryKind::Dir
+            FileKind::Dir
         } else if ft.is_file() {
-            EntryKind::File
+            FileKind::File
         } else if ft.is_symlink() {
-            EntryKind::Symlink
+            FileKind::Symlink
         } else if ft.is_char_device() {
-            EntryKind::Char
+            FileKind::Char
         } else if ft.is_block_device() {
-            EntryKind::Block
+            FileKind::Block
         } else if ft.is_fifo() {
-            EntryKind::Fifo
+            FileKind::Fifo
         } else {
             tracing::warn!(path = %path.display(), "skipping a socket (tar cannot hold it)");
             continue;
         };
-        let link = if kind == EntryKind::Symlink {
+        let link = if kind == FileKind::Symlink {
             Some(std::fs::read_link(path).map_err(|e| Error::io(path, e))?)
         } else {
             None
@@ -105,14 +105,14 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
             Err(e) => return Err(Error::io(path, e)),
         }
         let dev = match kind {
-            EntryKind::Char | EntryKind::Block => {
+            FileKind::Char | FileKind::Block => {
                 let r = m.rdev();
                 Some((libc::major(r), libc::minor(r)))
             }
             _ => None,
         };
         let (uid, gid) = owner.unwrap_or((u64::from(m.uid()), u64::from(m.gid())));
-        let size = if kind == EntryKind::File { m.len() } else { 0 };
+        let size = if kind == FileKind::File { m.len() } else { 0 };
         let out_path = dest.join(rel);
         fp.update(rel.as_os_str().as_bytes());
         fp.update([0]);
@@ -138,7 +138,7 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
             fp.update(v);
         }
         fp.update([0xff]);
-        let inode = if kind == EntryKind::File && m.nlink() > 1 {
+        let inode = if kind == FileKind::File && m.nlink() > 1 {
             Some((m.dev(), m.ino(), 0))
         } else {
             None
@@ -147,16 +147,18 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
             sort_key(&out_path),
             OutEntry {
                 path: out_path,
-                kind,
-                mode: m.mode() & 0o7777,
-                uid,
-                gid,
-                mtime: u64::try_from(m.mtime()).unwrap_or(0),
-                size,
-                link,
-                xattrs,
-                dev,
-                body: if kind == EntryKind::File {
+                meta: Meta {
+                    kind,
+                    mode: m.mode() & 0o7777,
+                    uid,
+                    gid,
+                    mtime: u64::try_from(m.mtime()).unwrap_or(0),
+                    size,
+                    link,
+                    xattrs,
+                    dev,
+                },
+                body: if kind == FileKind::File {
                     Body::File(path.to_path_buf())
                 } else {
                     Body::None
@@ -169,13 +171,6 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
         entries,
         fingerprint: hex::encode(fp.finalize()),
     })
-}
-
-/// Why a file named like a whiteout cannot go into a layer.
-pub(crate) fn whiteout_name_reason() -> &'static str {
-    "its name starts with \".wh.\": in a layer it would be a whiteout, deleting \
-     files of the layers below (OCI image spec), not a file; rename it \
-     (umoci refuses such names too)"
 }
 
 /// The directory part of a `DIR[:DEST]` argument and its destination.

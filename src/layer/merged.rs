@@ -10,61 +10,31 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use oci_spec::image::Descriptor;
-use serde::Serialize;
 
+use super::entry::{ContentRef, FileKind, Meta};
 use super::path::{
-    descendants_range, key_path, link_components as components, sort_key, MAX_ENTRY_LINK_HOPS,
+    descendants_range, key_path, lexical, link_components as components, sort_key,
+    MAX_ENTRY_LINK_HOPS, MAX_SYMLINK_HOPS,
 };
-use super::scan::{self, Meta, Numbered, Record};
+use super::scan::{self, Numbered, Record};
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::transport::ImageSource;
 
-/// Longest symlink chain followed (Linux's limit).
-pub const MAX_SYMLINK_HOPS: usize = 40;
-
-/// Type of a filesystem entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    HardLink,
-    Char,
-    Block,
-    Fifo,
-}
-
-/// Where an entry's content lives: the layer (index in the manifest) and
-/// the entry's position in that layer's tar stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct ContentRef {
-    pub layer: u32,
-    pub ordinal: u64,
-}
-
-/// One surviving entry of the merged tree.
+/// One surviving entry of the merged tree: its metadata as the layer's tar
+/// header gave it, and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
     /// Relative, normalised, no leading `/`.
     pub path: PathBuf,
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    /// Content size (for hard links: the size of the linked file).
-    pub size: u64,
-    /// Symlink target verbatim, or hard-link target (normalised).
-    pub link: Option<PathBuf>,
-    pub xattrs: BTreeMap<String, Vec<u8>>,
-    pub dev: Option<(u32, u32)>,
+    /// Kind, mode, owner, mtime, size (for hard links: the size of the
+    /// linked file), link target (hard links: normalised), xattrs, device.
+    pub meta: Meta,
     /// The layer whose entry this is.
     pub layer: u32,
     /// Where the bytes are, for regular files and hard links. Hard links
@@ -72,19 +42,26 @@ pub struct TreeEntry {
     pub content: Option<ContentRef>,
 }
 
+/// An entry reads as its metadata (`e.kind`, `e.mode`): one type holds
+/// those fields, every entry type embeds it.
+impl std::ops::Deref for TreeEntry {
+    type Target = Meta;
+    fn deref(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl std::ops::DerefMut for TreeEntry {
+    fn deref_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+}
+
 impl TreeEntry {
     fn from_meta(path: PathBuf, m: Meta, layer: u32, content: Option<ContentRef>) -> Self {
         TreeEntry {
             path,
-            kind: m.kind,
-            mode: m.mode,
-            uid: m.uid,
-            gid: m.gid,
-            mtime: m.mtime,
-            size: m.size,
-            link: m.link,
-            xattrs: m.xattrs,
-            dev: m.dev,
+            meta: m,
             layer,
             content,
         }
@@ -92,7 +69,7 @@ impl TreeEntry {
 
     /// Whether this entry has bytes (a regular file or a hard link to one).
     pub fn is_regular(&self) -> bool {
-        matches!(self.kind, EntryKind::File | EntryKind::HardLink)
+        matches!(self.kind, FileKind::File | FileKind::HardLink)
     }
 }
 
@@ -151,24 +128,9 @@ impl MergedTree {
         Ok(tree)
     }
 
-    /// [`MergedTree::load`] through a cache: a tree loaded once for these
-    /// layer digests is read back instead of streaming the layers again.
-    pub fn load_cached(
-        src: &dyn ImageSource,
-        img: &ResolvedImage,
-        cache: Option<&super::cache::LayerCache>,
-    ) -> Result<MergedTree> {
-        if let Some(c) = cache {
-            if let Some(t) = super::treecache::get(c, img) {
-                return Ok(t);
-            }
-        }
-        let t = Self::load(src, img)?;
-        if let Some(c) = cache {
-            super::treecache::put(c, img, &t);
-        }
-        Ok(t)
-    }
+    // Loading through the cache is beside the cache
+    // (`treecache.rs`, `MergedTree::load_cached`): the merged view knows no
+    // cache.
 
     pub(crate) fn from_parts(
         entries: BTreeMap<Vec<u8>, TreeEntry>,
@@ -238,7 +200,7 @@ impl MergedTree {
                 Record::Entry { path, meta } => {
                     info.max_mtime = info.max_mtime.max(meta.mtime);
                     if path.as_os_str().is_empty() {
-                        if meta.kind == EntryKind::Dir {
+                        if meta.kind == FileKind::Dir {
                             self.root = Some(TreeEntry::from_meta(path, meta, layer, None));
                         }
                         continue;
@@ -267,11 +229,11 @@ impl MergedTree {
                         info.entries += 1;
                     }
                     let content = match meta.kind {
-                        EntryKind::File => Some(ContentRef {
+                        FileKind::File => Some(ContentRef {
                             layer,
                             ordinal: n.ordinal,
                         }),
-                        EntryKind::HardLink => {
+                        FileKind::HardLink => {
                             let named = meta.link.clone().unwrap_or_default();
                             let target = self.resolve_entry_parent(&named, &name)?;
                             let t = self
@@ -306,8 +268,8 @@ impl MergedTree {
                         }
                         _ => None,
                     };
-                    let was_dir = self.entries.get(&k).map(|e| e.kind) == Some(EntryKind::Dir);
-                    if meta.kind != EntryKind::Dir || !was_dir {
+                    let was_dir = self.entries.get(&k).map(|e| e.kind) == Some(FileKind::Dir);
+                    if meta.kind != FileKind::Dir || !was_dir {
                         // It may replace a directory (or a symlink) some
                         // later entry's parent resolution relied on.
                         last_parent = None;
@@ -322,7 +284,7 @@ impl MergedTree {
     }
 
     fn insert(&mut self, k: Vec<u8>, e: TreeEntry, layer: u32) {
-        if e.kind != EntryKind::Dir {
+        if e.kind != FileKind::Dir {
             // A non-directory replaces a lower directory and its subtree.
             self.remove_below(&k, layer);
         }
@@ -354,8 +316,8 @@ impl MergedTree {
             cur.push(c);
             let k = sort_key(&cur);
             match self.entries.get(&k).map(|e| e.kind) {
-                Some(EntryKind::Dir) | None => {}
-                Some(EntryKind::Symlink) => {
+                Some(FileKind::Dir) | None => {}
+                Some(FileKind::Symlink) => {
                     return Err(Error::UnsafePath {
                         layer: layer.to_string(),
                         entry: path.display().to_string(),
@@ -453,7 +415,7 @@ impl MergedTree {
             }
             let cand = cur.join(&c);
             match self.entries.get(&sort_key(&cand)) {
-                Some(e) if e.kind == EntryKind::Symlink => {
+                Some(e) if e.kind == FileKind::Symlink => {
                     hops += 1;
                     if hops > max_hops {
                         return Err(format!("more than {max_hops} symlinks (a loop?)"));
@@ -603,22 +565,6 @@ fn scan_all(
     Ok(out)
 }
 
-/// Normalises a path lexically: drops `/` and `.`, keeps `..` out of the
-/// root (used for lookups, never for writing).
-pub(crate) fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -630,7 +576,7 @@ pub(crate) mod tests {
         (
             path.into(),
             Meta {
-                kind: EntryKind::File,
+                kind: FileKind::File,
                 mode: 0o644,
                 uid: 0,
                 gid: 0,
@@ -643,7 +589,7 @@ pub(crate) mod tests {
         )
     }
 
-    pub(crate) fn meta(kind: EntryKind, link: Option<&str>) -> Meta {
+    pub(crate) fn meta(kind: FileKind, link: Option<&str>) -> Meta {
         Meta {
             kind,
             mode: 0o755,
@@ -685,13 +631,13 @@ pub(crate) mod tests {
 
     /// A one-layer tree from (path, kind, link) triples; files get their
     /// path as content size.
-    pub fn tree_of(entries: &[(&str, EntryKind, Option<&str>)]) -> MergedTree {
+    pub fn tree_of(entries: &[(&str, FileKind, Option<&str>)]) -> MergedTree {
         let mut t = MergedTree::default();
         let recs = entries
             .iter()
             .map(|(p, k, l)| {
                 let mut m = meta(*k, *l);
-                if *k == EntryKind::File {
+                if *k == FileKind::File {
                     m.size = p.len() as u64;
                 }
                 R::E(Box::leak(p.to_string().into_boxed_str()), m)
@@ -706,7 +652,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn dir() -> Meta {
-        meta(EntryKind::Dir, None)
+        meta(FileKind::Dir, None)
     }
 
     #[test]
@@ -786,7 +732,7 @@ pub(crate) mod tests {
             vec![
                 R::E("bin", dir()),
                 R::E("bin/gcc", file("", b"elf!").1),
-                R::E("bin/cc", meta(EntryKind::HardLink, Some("bin/gcc"))),
+                R::E("bin/cc", meta(FileKind::HardLink, Some("bin/gcc"))),
             ],
         )
         .unwrap();
@@ -796,7 +742,7 @@ pub(crate) mod tests {
             1,
             vec![
                 R::E("bin/gcc", file("", b"new").1),
-                R::E("bin/c2", meta(EntryKind::HardLink, Some("bin/cc"))),
+                R::E("bin/c2", meta(FileKind::HardLink, Some("bin/cc"))),
             ],
         )
         .unwrap();
@@ -824,7 +770,7 @@ pub(crate) mod tests {
         let err = apply(
             &mut t,
             2,
-            vec![R::E("x", meta(EntryKind::HardLink, Some("nope")))],
+            vec![R::E("x", meta(FileKind::HardLink, Some("nope")))],
         );
         assert!(err.is_err());
     }
@@ -842,11 +788,11 @@ pub(crate) mod tests {
                 R::E("usr", dir()),
                 R::E("usr/lib", dir()),
                 R::E("usr/lib/old", file("", b"o").1),
-                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
-                R::E("bin", meta(EntryKind::Symlink, Some("/usr/bin"))),
-                R::E("l", meta(EntryKind::Symlink, Some("/etc"))),
-                R::E("up", meta(EntryKind::Symlink, Some("../../.."))),
-                R::E("loop", meta(EntryKind::Symlink, Some("loop/x"))),
+                R::E("lib", meta(FileKind::Symlink, Some("usr/lib"))),
+                R::E("bin", meta(FileKind::Symlink, Some("/usr/bin"))),
+                R::E("l", meta(FileKind::Symlink, Some("/etc"))),
+                R::E("up", meta(FileKind::Symlink, Some("../../.."))),
+                R::E("loop", meta(FileKind::Symlink, Some("loop/x"))),
             ],
         )
         .unwrap();
@@ -859,7 +805,7 @@ pub(crate) mod tests {
                 R::E("bin/sh", file("", b"sh").1),
                 R::E("l/passwd", file("", b"p").1),
                 R::E("up/escaped", file("", b"e").1),
-                R::E("lib/hl", meta(EntryKind::HardLink, Some("lib/x"))),
+                R::E("lib/hl", meta(FileKind::HardLink, Some("lib/x"))),
                 R::W("lib/old"),
             ],
         )
@@ -912,22 +858,22 @@ pub(crate) mod tests {
                 R::E("usr/bin", dir()),
                 R::E(
                     "usr/bin/cc",
-                    meta(EntryKind::Symlink, Some("/etc/alternatives/cc")),
+                    meta(FileKind::Symlink, Some("/etc/alternatives/cc")),
                 ),
                 R::E("etc", dir()),
                 R::E("etc/alternatives", dir()),
                 R::E(
                     "etc/alternatives/cc",
-                    meta(EntryKind::Symlink, Some("../../opt/gcc/bin/gcc")),
+                    meta(FileKind::Symlink, Some("../../opt/gcc/bin/gcc")),
                 ),
                 R::E("opt", dir()),
                 R::E("opt/gcc", dir()),
                 R::E("opt/gcc/bin", dir()),
                 R::E("opt/gcc/bin/gcc", file("", b"x").1),
-                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
-                R::E("loop1", meta(EntryKind::Symlink, Some("loop2"))),
-                R::E("loop2", meta(EntryKind::Symlink, Some("/loop1"))),
-                R::E("up", meta(EntryKind::Symlink, Some("../../../../opt"))),
+                R::E("lib", meta(FileKind::Symlink, Some("usr/lib"))),
+                R::E("loop1", meta(FileKind::Symlink, Some("loop2"))),
+                R::E("loop2", meta(FileKind::Symlink, Some("/loop1"))),
+                R::E("up", meta(FileKind::Symlink, Some("../../../../opt"))),
             ],
         )
         .unwrap();

@@ -14,11 +14,13 @@ pub mod cache;
 pub mod canon;
 pub mod content;
 pub mod dir;
+pub mod entry;
 pub mod glob;
 pub mod gunzip;
 pub mod gzip;
 pub mod headerguard;
 pub mod merged;
+pub mod output;
 pub mod path;
 pub mod reuse;
 pub mod scan;
@@ -29,7 +31,8 @@ pub mod verify;
 pub mod writer;
 
 pub use cache::LayerCache;
-pub use merged::{ContentRef, EntryKind, LayerInfo, MergedTree, TreeEntry};
+pub use entry::{ContentRef, FileKind, Meta};
+pub use merged::{LayerInfo, MergedTree, TreeEntry};
 pub use select::{SelectRule, Selection};
 pub use writer::{
     layer_from_dir, layer_from_entries, layer_from_image, BuiltLayer, LayerOptions, SyntheticEntry,

@@ -7,9 +7,10 @@ pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// File name marking its directory as opaque.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
-/// What a layer entry means for the merged filesystem.
+/// What a tar entry's *name* means for the merged filesystem (not what the
+/// entry is: that is [`super::entry::FileKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
+pub enum EntryName {
     /// An ordinary entry at this normalised path.
     Regular(PathBuf),
     /// Deletes this path (and everything below it) from lower layers.
@@ -48,13 +49,13 @@ pub fn normalize(raw: &Path) -> Result<PathBuf, String> {
 }
 
 /// Classifies a normalised path as a regular entry, whiteout or opaque marker.
-pub fn classify(path: PathBuf) -> Result<EntryKind, String> {
+pub fn classify(path: PathBuf) -> Result<EntryName, String> {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(EntryKind::Regular(path));
+        return Ok(EntryName::Regular(path));
     };
     if name == OPAQUE_MARKER {
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        return Ok(EntryKind::Opaque(parent));
+        return Ok(EntryName::Opaque(parent));
     }
     if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
         if target.is_empty()
@@ -64,9 +65,9 @@ pub fn classify(path: PathBuf) -> Result<EntryKind, String> {
         {
             return Err(format!("invalid whiteout name {name:?}"));
         }
-        return Ok(EntryKind::Whiteout(path.with_file_name(target)));
+        return Ok(EntryName::Whiteout(path.with_file_name(target)));
     }
-    Ok(EntryKind::Regular(path))
+    Ok(EntryName::Regular(path))
 }
 
 /// Reads a layer entry's name: [`normalize`] then [`classify`], refusing
@@ -77,16 +78,20 @@ pub fn classify(path: PathBuf) -> Result<EntryKind, String> {
 /// root's, which umoci applies as well (containerd ignores them).
 /// Every reader of layer names (merged view, unpack, guards) goes through
 /// here so they agree on what an entry means.
-pub fn entry_name(raw: &Path, is_dir: bool) -> Result<EntryKind, String> {
+pub fn entry_name(raw: &Path, is_dir: bool) -> Result<EntryName, String> {
     let kind = classify(normalize(raw)?)?;
     match &kind {
-        EntryKind::Whiteout(p) if p.as_os_str().is_empty() => Err("whiteout of the root".into()),
-        EntryKind::Regular(p) if p.as_os_str().is_empty() && !is_dir => {
+        EntryName::Whiteout(p) if p.as_os_str().is_empty() => Err("whiteout of the root".into()),
+        EntryName::Regular(p) if p.as_os_str().is_empty() && !is_dir => {
             Err("names the root directory but is not a directory".into())
         }
         _ => Ok(kind),
     }
 }
+
+/// Longest symlink chain followed when a path is looked up inside an
+/// image, by the merged view and the guards' tree alike (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Longest symlink chain followed while placing a layer entry whose parent
 /// is a link: containerd's `fs.RootPath` and umoci's securejoin both stop
@@ -143,6 +148,29 @@ pub fn descendants_range(key: &[u8]) -> (std::ops::Bound<Vec<u8>>, std::ops::Bou
     (Bound::Included(lo), Bound::Excluded(hi))
 }
 
+/// Normalises a path lexically: drops `/` and `.`, keeps `..` out of the
+/// root (used for lookups, never for writing).
+pub(crate) fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Why a file named like a whiteout cannot go into a layer.
+pub(crate) fn whiteout_name_reason() -> &'static str {
+    "its name starts with \".wh.\": in a layer it would be a whiteout, deleting \
+     files of the layers below (OCI image spec), not a file; rename it \
+     (umoci refuses such names too)"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,15 +201,15 @@ mod tests {
     fn entry_names_agree_on_the_root() {
         assert_eq!(
             entry_name(Path::new("/"), true).unwrap(),
-            EntryKind::Regular(PathBuf::new())
+            EntryName::Regular(PathBuf::new())
         );
         assert_eq!(
             entry_name(Path::new("/etc/.wh.x"), false).unwrap(),
-            EntryKind::Whiteout("etc/x".into())
+            EntryName::Whiteout("etc/x".into())
         );
         assert_eq!(
             entry_name(Path::new("/.wh..wh..opq"), false).unwrap(),
-            EntryKind::Opaque(PathBuf::new())
+            EntryName::Opaque(PathBuf::new())
         );
         assert!(entry_name(Path::new("./"), false).is_err());
         assert!(entry_name(Path::new("a/.."), false).is_err());
@@ -192,15 +220,15 @@ mod tests {
     fn whiteouts() {
         assert_eq!(
             classify("a/.wh.b".into()).unwrap(),
-            EntryKind::Whiteout("a/b".into())
+            EntryName::Whiteout("a/b".into())
         );
         assert_eq!(
             classify("a/.wh..wh..opq".into()).unwrap(),
-            EntryKind::Opaque("a".into())
+            EntryName::Opaque("a".into())
         );
         assert_eq!(
             classify("a/b".into()).unwrap(),
-            EntryKind::Regular("a/b".into())
+            EntryName::Regular("a/b".into())
         );
         assert!(classify("a/.wh...".into()).is_err());
     }

@@ -14,10 +14,11 @@ use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest};
 
-use super::merged::{EntryKind, MergedTree};
+use super::entry::FileKind;
+use super::merged::MergedTree;
+use super::output::{BuiltLayer, LayerOptions};
 use super::path::sort_key;
 use super::select::{Picks, Selection};
-use super::writer::{BuiltLayer, LayerOptions};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::Compression;
@@ -63,7 +64,7 @@ pub fn whole_layer(
         if e.content.is_some_and(|c| c.layer != layer) {
             return None;
         }
-        if e.kind == EntryKind::File {
+        if e.kind == FileKind::File {
             paths.push(e.path.clone());
         }
         let mut cur = e.path.parent();
@@ -147,7 +148,7 @@ mod tests {
             vec![
                 R::E("usr", dir()),
                 R::E("usr/lib", dir()),
-                R::E("lib", meta(EntryKind::Symlink, Some("usr/lib"))),
+                R::E("lib", meta(FileKind::Symlink, Some("usr/lib"))),
                 R::E("opt", dir()),
             ],
         )

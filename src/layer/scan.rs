@@ -12,27 +12,12 @@ use std::sync::{Arc, Mutex};
 use oci_spec::image::Descriptor;
 use sha2::{Digest as _, Sha256};
 
+use super::entry::{FileKind, Meta};
 use super::headerguard::HeaderGuard;
-use super::merged::EntryKind;
-use super::path::{entry_name, normalize, EntryKind as PathKind};
+use super::path::{entry_name, normalize, EntryName};
 use crate::error::{Error, Result};
 use crate::manifest::Compression;
 use crate::transport::ImageSource;
-
-/// Tar metadata of one entry, as the merged view keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Meta {
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    pub size: u64,
-    /// Symlink target verbatim, or hard-link target normalised.
-    pub link: Option<PathBuf>,
-    pub xattrs: BTreeMap<String, Vec<u8>>,
-    pub dev: Option<(u32, u32)>,
-}
 
 /// What one tar entry does to the merged tree.
 #[derive(Debug, Clone)]
@@ -308,14 +293,14 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
     let et = entry.header().entry_type();
     let kind = match et {
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-            EntryKind::File
+            FileKind::File
         }
-        tar::EntryType::Directory => EntryKind::Dir,
-        tar::EntryType::Symlink => EntryKind::Symlink,
-        tar::EntryType::Link => EntryKind::HardLink,
-        tar::EntryType::Char => EntryKind::Char,
-        tar::EntryType::Block => EntryKind::Block,
-        tar::EntryType::Fifo => EntryKind::Fifo,
+        tar::EntryType::Directory => FileKind::Dir,
+        tar::EntryType::Symlink => FileKind::Symlink,
+        tar::EntryType::Link => FileKind::HardLink,
+        tar::EntryType::Char => FileKind::Char,
+        tar::EntryType::Block => FileKind::Block,
+        tar::EntryType::Fifo => FileKind::Fifo,
         tar::EntryType::XGlobalHeader => return Ok(None),
         other => {
             tracing::warn!(layer, entry = %raw.display(), "skipping tar entry of type {other:?}");
@@ -323,11 +308,11 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
         }
     };
     let classified =
-        entry_name(&raw, kind == EntryKind::Dir).map_err(|r| unsafe_path(layer, &raw, r))?;
+        entry_name(&raw, kind == FileKind::Dir).map_err(|r| unsafe_path(layer, &raw, r))?;
     let path = match classified {
-        PathKind::Whiteout(p) => return Ok(Some(Record::Whiteout(p))),
-        PathKind::Opaque(p) => return Ok(Some(Record::Opaque(p))),
-        PathKind::Regular(p) => p,
+        EntryName::Whiteout(p) => return Ok(Some(Record::Whiteout(p))),
+        EntryName::Opaque(p) => return Ok(Some(Record::Opaque(p))),
+        EntryName::Regular(p) => p,
     };
     let h = entry.header();
     let bad = |e: io::Error| Error::from_io(format!("{layer}: {}", raw.display()), e);
@@ -336,25 +321,25 @@ pub fn read_entry<R: Read>(entry: &mut tar::Entry<'_, R>, layer: &str) -> Result
     let gid = h.gid().map_err(bad)?;
     let mut mtime = h.mtime().map_err(bad)?;
     let dev = match kind {
-        EntryKind::Char | EntryKind::Block => Some((
+        FileKind::Char | FileKind::Block => Some((
             h.device_major().map_err(bad)?.unwrap_or(0),
             h.device_minor().map_err(bad)?.unwrap_or(0),
         )),
         _ => None,
     };
-    let size = if kind == EntryKind::File {
+    let size = if kind == FileKind::File {
         sparse.map_or(entry.size(), |s| s.real_size)
     } else {
         0
     };
     let link = match kind {
-        EntryKind::Symlink | EntryKind::HardLink => {
+        FileKind::Symlink | FileKind::HardLink => {
             let l = entry
                 .link_name()
                 .map_err(bad)?
                 .map(|l| l.into_owned())
                 .ok_or_else(|| unsafe_path(layer, &raw, "link without a target"))?;
-            if kind == EntryKind::HardLink {
+            if kind == FileKind::HardLink {
                 let n = normalize(&l).map_err(|r| {
                     unsafe_path(
                         layer,

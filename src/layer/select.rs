@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::entry::FileKind;
 use super::glob::{is_glob, Glob};
-use super::merged::{lexical, EntryKind, MergedTree, TreeEntry};
-use super::path::sort_key;
+use super::merged::{MergedTree, TreeEntry};
+use super::path::{lexical, sort_key};
 use crate::error::{Error, Result};
 
 /// One selection rule.
@@ -143,6 +144,11 @@ fn check_abs(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
+fn compile(what: &str, pattern: &str) -> Result<Glob> {
+    Glob::new(pattern)
+        .map_err(|e| Error::invalid(format!("selection {what} {pattern:?}"), e.to_string()))
+}
+
 fn apply_rule<'t>(
     tree: &'t MergedTree,
     index: usize,
@@ -156,7 +162,11 @@ fn apply_rule<'t>(
     for x in &rule.exclude {
         check_abs("exclude", x)?;
     }
-    let excludes: Vec<Glob> = rule.exclude.iter().map(|x| Glob::new(x)).collect();
+    let excludes = rule
+        .exclude
+        .iter()
+        .map(|x| compile("exclude", x))
+        .collect::<Result<Vec<Glob>>>()?;
     let (roots, whole_tree, prefix) = find_roots(tree, rule)?;
     if roots.is_empty() && !whole_tree {
         if rule.optional {
@@ -212,7 +222,7 @@ fn apply_rule<'t>(
         };
         let dest_base = relocate.clone().unwrap_or_else(|| src_prefix.to_path_buf());
         take(root, src_prefix, &dest_base);
-        if root.kind == EntryKind::Dir {
+        if root.kind == FileKind::Dir {
             for e in tree.descendants(&root.path) {
                 take(e, src_prefix, &dest_base);
             }
@@ -231,7 +241,7 @@ fn find_roots<'t>(tree: &'t MergedTree, rule: &SelectRule) -> Result<Roots<'t>> 
     let mut whole_tree = false;
     let prefix: PathBuf;
     if is_glob(&rule.source) {
-        let g = Glob::new(&rule.source);
+        let g = compile("source", &rule.source)?;
         prefix = g.literal_prefix();
         let candidates: Box<dyn Iterator<Item = &TreeEntry>> = if prefix.as_os_str().is_empty() {
             Box::new(tree.iter())
@@ -283,7 +293,7 @@ fn via_parent_symlinks<'t>(tree: &'t MergedTree, src: &Path) -> Result<Option<&'
 mod tests {
     use super::*;
     use crate::layer::merged::tests::tree_of;
-    use EntryKind::*;
+    use FileKind::*;
 
     fn tree() -> MergedTree {
         tree_of(&[
@@ -400,6 +410,23 @@ mod tests {
         assert!(Selection::new(vec![SelectRule::path("/opt/../etc")])
             .apply(&t)
             .is_err());
+    }
+
+    /// `{a,b}` passes recipe validation (globset), so selection honours it.
+    #[test]
+    fn brace_alternation_selects_both() {
+        let t = tree();
+        let p = Selection::new(vec![SelectRule::path("/opt/{llvm-target,vulkan}/*")])
+            .apply(&t)
+            .unwrap();
+        assert!(dests(&p).contains(&"opt/llvm-target/bin/clang".to_string()));
+        assert!(dests(&p).contains(&"opt/vulkan/1.4/aarch64".to_string()));
+        let p = Selection::new(vec![SelectRule::path(
+            "/usr/lib/{libLiteRt.so,libother.so}",
+        )])
+        .apply(&t)
+        .unwrap();
+        assert_eq!(dests(&p), ["usr/lib/libLiteRt.so", "usr/lib/libother.so"]);
     }
 
     #[test]

@@ -20,14 +20,38 @@ use oci_spec::image::{Descriptor, Digest, MediaType};
 use sha2::{Digest as _, Sha256};
 
 use super::cache::LayerCache;
-use super::merged::{ContentRef, EntryKind, LayerInfo, MergedTree, TreeEntry};
+use super::entry::{ContentRef, FileKind, Meta};
+use super::merged::{LayerInfo, MergedTree, TreeEntry};
 use super::path::sort_key;
 use crate::atomic;
 use crate::digest::sha256;
 use crate::error::Result;
 use crate::image::ResolvedImage;
+use crate::transport::ImageSource;
 
 const MAGIC: &[u8] = b"ocipack-tree-2\n";
+
+/// Cache loading lives beside the cache, so the merged view stays below it.
+impl MergedTree {
+    /// [`MergedTree::load`] through a cache: a tree loaded once for these
+    /// layer digests is read back instead of streaming the layers again.
+    pub fn load_cached(
+        src: &dyn ImageSource,
+        img: &ResolvedImage,
+        cache: Option<&LayerCache>,
+    ) -> Result<MergedTree> {
+        if let Some(c) = cache {
+            if let Some(t) = get(c, img) {
+                return Ok(t);
+            }
+        }
+        let t = Self::load(src, img)?;
+        if let Some(c) = cache {
+            put(c, img, &t);
+        }
+        Ok(t)
+    }
+}
 
 /// Key of an image's tree.
 pub fn tree_key(img: &ResolvedImage) -> String {
@@ -163,27 +187,27 @@ impl R<'_> {
     }
 }
 
-fn kind_code(k: EntryKind) -> u8 {
+fn kind_code(k: FileKind) -> u8 {
     match k {
-        EntryKind::File => 0,
-        EntryKind::Dir => 1,
-        EntryKind::Symlink => 2,
-        EntryKind::HardLink => 3,
-        EntryKind::Char => 4,
-        EntryKind::Block => 5,
-        EntryKind::Fifo => 6,
+        FileKind::File => 0,
+        FileKind::Dir => 1,
+        FileKind::Symlink => 2,
+        FileKind::HardLink => 3,
+        FileKind::Char => 4,
+        FileKind::Block => 5,
+        FileKind::Fifo => 6,
     }
 }
 
-fn kind_of(c: u8) -> io::Result<EntryKind> {
+fn kind_of(c: u8) -> io::Result<FileKind> {
     Ok(match c {
-        0 => EntryKind::File,
-        1 => EntryKind::Dir,
-        2 => EntryKind::Symlink,
-        3 => EntryKind::HardLink,
-        4 => EntryKind::Char,
-        5 => EntryKind::Block,
-        6 => EntryKind::Fifo,
+        0 => FileKind::File,
+        1 => FileKind::Dir,
+        2 => FileKind::Symlink,
+        3 => FileKind::HardLink,
+        4 => FileKind::Char,
+        5 => FileKind::Block,
+        6 => FileKind::Fifo,
         _ => return Err(bad("bad entry kind")),
     })
 }
@@ -251,15 +275,17 @@ fn dec_entry(r: &mut R<'_>) -> io::Result<TreeEntry> {
     };
     Ok(TreeEntry {
         path,
-        kind,
-        mode,
-        uid,
-        gid,
-        mtime,
-        size,
-        link,
-        xattrs,
-        dev,
+        meta: Meta {
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size,
+            link,
+            xattrs,
+            dev,
+        },
         layer,
         content,
     })

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, Digest};
-use serde::{Deserialize, Serialize};
+use oci_spec::image::Descriptor;
 
 use super::canon::{canonicalize, dest_path, regular_paths, Body, EntryMap, OutEntry, TarWriter};
 use super::content::{with_image_contents, Contents, LocalContents};
-use super::gzip::{self, ParallelGzip};
-use super::merged::{EntryKind, MergedTree};
+use super::entry::{FileKind, Meta};
+use super::gzip::ParallelGzip;
+use super::merged::MergedTree;
+pub use super::output::{source_date_epoch_from_env, BuiltLayer, LayerOptions, DEFAULT_ZSTD_LEVEL};
 use super::path::sort_key;
 use super::select::Selection;
 use crate::digest::HashingWriter;
@@ -20,67 +21,6 @@ use crate::image::ResolvedImage;
 use crate::layout::{BlobWriter, Layout};
 use crate::manifest::Compression;
 use crate::transport::ImageSource;
-
-/// Default zstd level (zstd's own default).
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-
-/// How layers are written. Everything here except `threads`, `cache` and
-/// `reuse_layers` is part of the output: it goes into cache keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerOptions {
-    pub compression: Compression,
-    /// Compression threads; the output does not depend on it.
-    pub threads: usize,
-    /// Clamp for every mtime, and the mtime of created parent directories.
-    pub source_date_epoch: Option<u64>,
-    /// libdeflate level, 1-12.
-    pub gzip_level: u32,
-    /// zstd level, 1-19.
-    pub zstd_level: i32,
-    /// Directory of the layer cache (`None`: no cache).
-    pub cache: Option<PathBuf>,
-    /// Reuse a source layer's blob when the selection is exactly that layer.
-    pub reuse_layers: bool,
-}
-
-impl Default for LayerOptions {
-    /// gzip, all cores, `SOURCE_DATE_EPOCH` from the environment, no cache.
-    fn default() -> Self {
-        LayerOptions {
-            compression: Compression::Gzip,
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            source_date_epoch: source_date_epoch_from_env(),
-            gzip_level: gzip::DEFAULT_LEVEL,
-            zstd_level: DEFAULT_ZSTD_LEVEL,
-            cache: None,
-            reuse_layers: true,
-        }
-    }
-}
-
-/// `SOURCE_DATE_EPOCH` when it is set to an integer.
-pub fn source_date_epoch_from_env() -> Option<u64> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-}
-
-/// A layer written into a layout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuiltLayer {
-    /// Media type (OCI, by compression), digest and size of the blob.
-    pub descriptor: Descriptor,
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Digest,
-    /// Entries in the tar.
-    pub entries: u64,
-    /// A cache hit or a source layer reused as is: nothing was compressed.
-    pub reused: bool,
-    /// Regular files in the layer (relative paths; hard links excluded).
-    pub paths: Vec<PathBuf>,
-}
 
 /// A generated file for [`layer_from_entries`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +117,7 @@ pub(crate) fn write_layer(
     ));
     for e in entries {
         tar.header(e).map_err(ioe)?;
-        if e.kind == EntryKind::File && e.size > 0 {
+        if e.kind == FileKind::File && e.size > 0 {
             let mut counter = Counting {
                 inner: tar.inner(),
                 n: 0,
@@ -255,8 +195,8 @@ pub fn layer_from_image(
             for (k, p) in picks {
                 let e = p.entry;
                 let (kind, body, inode) = match e.kind {
-                    EntryKind::File | EntryKind::HardLink => (
-                        EntryKind::File,
+                    FileKind::File | FileKind::HardLink => (
+                        FileKind::File,
                         e.content.map(Body::Image).unwrap_or(Body::None),
                         e.content
                             .map(|c| (p.rule as u64, u64::from(c.layer), c.ordinal)),
@@ -268,19 +208,21 @@ pub fn layer_from_image(
                     k,
                     OutEntry {
                         path: p.dest,
-                        kind,
-                        mode: e.mode,
-                        uid,
-                        gid,
-                        mtime: e.mtime,
-                        size: if kind == EntryKind::File { e.size } else { 0 },
-                        link: if kind == EntryKind::Symlink {
-                            e.link.clone()
-                        } else {
-                            None
+                        meta: Meta {
+                            kind,
+                            mode: e.mode,
+                            uid,
+                            gid,
+                            mtime: e.mtime,
+                            size: if kind == FileKind::File { e.size } else { 0 },
+                            link: if kind == FileKind::Symlink {
+                                e.link.clone()
+                            } else {
+                                None
+                            },
+                            xattrs: e.xattrs.clone(),
+                            dev: e.dev,
                         },
-                        xattrs: e.xattrs.clone(),
-                        dev: e.dev,
                         body,
                         inode,
                     },
@@ -316,23 +258,25 @@ pub fn layer_from_entries(
             ));
         }
         let (kind, size, link, body) = match s.kind {
-            SyntheticKind::Dir => (EntryKind::Dir, 0, None, Body::None),
-            SyntheticKind::File(b) => (EntryKind::File, b.len() as u64, None, Body::Bytes(b)),
-            SyntheticKind::Symlink(t) => (EntryKind::Symlink, 0, Some(t), Body::None),
+            SyntheticKind::Dir => (FileKind::Dir, 0, None, Body::None),
+            SyntheticKind::File(b) => (FileKind::File, b.len() as u64, None, Body::Bytes(b)),
+            SyntheticKind::Symlink(t) => (FileKind::Symlink, 0, Some(t), Body::None),
         };
         map.insert(
             sort_key(&path),
             OutEntry {
                 path,
-                kind,
-                mode: s.mode & 0o7777,
-                uid: s.uid,
-                gid: s.gid,
-                mtime,
-                size,
-                link,
-                xattrs: BTreeMap::new(),
-                dev: None,
+                meta: Meta {
+                    kind,
+                    mode: s.mode & 0o7777,
+                    uid: s.uid,
+                    gid: s.gid,
+                    mtime,
+                    size,
+                    link,
+                    xattrs: BTreeMap::new(),
+                    dev: None,
+                },
                 body,
                 inode: None,
             },

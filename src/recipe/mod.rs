@@ -23,10 +23,16 @@
 //! - `[guards]` waivers (by name, with a reason), required paths, ELF
 //!   allow-list, compiler and dangling-symlink settings.
 
+mod config;
+mod context;
+mod copy;
+mod guards;
 mod load;
 mod schema;
+mod system;
 #[cfg(test)]
 mod tests;
+mod validate;
 pub mod vars;
 
 use std::collections::BTreeMap;
@@ -34,8 +40,10 @@ use std::path::PathBuf;
 
 use crate::platform::TargetArch;
 
-pub use load::{
-    check_abs_path, check_glob, is_glob, load, load_str, parse_duration, parse_mode, parse_owner,
+pub use load::{load, load_str};
+pub use validate::{
+    check_abs_path, check_glob, is_glob, parse_duration, parse_mode, parse_owner, truthy,
+    FALSE_VALUES,
 };
 pub use vars::{VarInputs, Vars};
 

@@ -202,7 +202,7 @@ pub(crate) async fn bearer_token(cache: &TokenCache, req: TokenRequest<'_>) -> R
         reason: format!("token realm {:?} is not a URL: {e}", req.realm),
     })?;
     if realm.scheme() != "https"
-        && !(req.allow_http || super::client::is_loopback(realm.host_str().unwrap_or("")))
+        && !(req.allow_http || super::hosts::is_loopback(realm.host_str().unwrap_or("")))
     {
         return Err(Error::Auth {
             registry: req.registry.to_string(),

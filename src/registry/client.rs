@@ -3,7 +3,6 @@
 //! synchronous transport traits to async I/O.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use tokio::sync::OnceCell;
 
 use super::auth::{bearer_token, parse_challenge, scope_key, Challenge, TokenCache, TokenRequest};
 use super::creds::Credentials;
+use super::hosts::{api_host, schemes};
 use super::retry::{classify, is_transient_status, retry_after, Backoff, Failure};
 use super::RegistryOptions;
 use crate::error::{Error, Result};
@@ -40,42 +40,6 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 /// are called from plain threads).
 pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
     Ok(runtime()?.block_on(f))
-}
-
-/// Whether a host (optionally with a port) is a loopback address.
-pub fn is_loopback(host: &str) -> bool {
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else if host.matches(':').count() == 1 {
-        host.split(':').next().unwrap_or(host)
-    } else {
-        host
-    };
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The host the API is served from (Docker Hub's differs from its name).
-fn api_host(host: &str) -> &str {
-    if host == "docker.io" || host == "index.docker.io" {
-        "registry-1.docker.io"
-    } else {
-        host
-    }
-}
-
-/// The schemes to try, in order: HTTPS only, unless the host is loopback
-/// or `--insecure` was given.
-fn schemes(host: &str, insecure: bool) -> &'static [&'static str] {
-    if is_loopback(host) {
-        // Plain HTTP first: a TLS hello sent to a plain HTTP server may hang
-        // until a timeout, while an HTTP request to a TLS server is refused
-        // at once.
-        &["http", "https"]
-    } else if insecure {
-        &["https", "http"]
-    } else {
-        &["https"]
-    }
 }
 
 /// A request that can be sent again as is: the body is in memory (at most
@@ -599,6 +563,7 @@ pub(crate) async fn describe(resp: Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::hosts::is_loopback;
 
     #[test]
     fn loopback_hosts() {

@@ -1,12 +1,27 @@
 //! Registry transport (OCI distribution API): `docker://HOST/REPO[:TAG|@DIGEST]`
 //! as an [`ImageSource`] and an [`ImageSink`].
 //!
-//! Why not the `oci-client` crate: it holds whole layers in memory
-//! (`Vec<u8>` blobs), has no existing-blob check before pushing, no retries,
-//! no resumable downloads and no progress; those are exactly the failures
-//! this transport exists to avoid on 30 GB images and flaky registries. Its
-//! good idea, 4 MiB chunks because some registries reject larger requests,
-//! is the default here.
+//! Why not the `oci-client` crate: its API is async, and what this transport
+//! guarantees on 30 GB images and flaky registries would have to be built
+//! around it anyway:
+//! - retries with resume: transient failures (connection errors, 408, 429,
+//!   5xx, `Retry-After`) are retried with backoff and jitter within a budget
+//!   (`retry`); a cut or stalled download resumes with `Range: bytes=N-`
+//!   (`download`), an upload from the offset the registry reports, or
+//!   restarts when the registry lost the session (`upload`);
+//! - bounded memory: blobs stream through `Read`, verified as they go; an
+//!   upload holds at most one chunk (to resend it), whatever the blob's size;
+//! - a sync API: [`ImageSource`]/[`ImageSink`] are synchronous so the layer
+//!   engine, copy and unpack are plain threads over `Read`; one
+//!   process-wide tokio runtime drives the sockets underneath (`client`);
+//! - the credential-origin guard: credentials go only to the registry's own
+//!   origin, never to an upload location or redirect on another host; a
+//!   401 challenge from another origin is not answered, and a token realm
+//!   must be HTTPS (loopback aside, or `--insecure`) (`client`, `auth`).
+//!
+//! Besides: existing blobs are skipped (`HEAD`) and mounted from sibling
+//! repositories, and 4 MiB chunks are the default because some registries
+//! reject larger requests.
 //!
 //! One file per protocol step:
 //! - `client`: scheme discovery, auth on every request, sync→async bridge;
@@ -18,13 +33,13 @@
 //! - `referrers`: the referrers API and tag schema;
 //! - `source`, `sink`: the transport traits; `progress`: terminal bars.
 //!
-//! The traits are synchronous; a small process-wide tokio runtime drives the
-//! sockets, and each call blocks its own thread (copy runs several).
+//! Each call blocks its own thread (copy runs several).
 
 mod auth;
 mod client;
 mod creds;
 mod download;
+mod hosts;
 mod manifests;
 mod progress;
 mod referrers;
@@ -36,8 +51,9 @@ mod upload;
 
 use std::time::Duration;
 
-pub use client::{is_loopback, RegistryClient};
+pub use client::RegistryClient;
 pub use creds::{auth_files, AuthFile, Credentials};
+pub use hosts::is_loopback;
 pub use progress::Progress;
 pub use retry::RetryPolicy;
 pub use sink::{MountedBlob, RegistrySink, TransferLog};

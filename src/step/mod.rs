@@ -18,10 +18,11 @@ use serde_json::Value;
 use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::image::{resolve_image, ResolvedImage};
-use crate::imageconfig::{self, Provenance};
+use crate::imageconfig;
 use crate::layout::Layout;
 use crate::manifest::canonical_json;
 use crate::platform::{PlatformSpec, TargetArch};
+use crate::provenance::Provenance;
 use crate::recipe::{InputPlatform, Recipe};
 use crate::transport::ImageSource;
 

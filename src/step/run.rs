@@ -15,13 +15,14 @@ use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::guard::{self, GuardInput};
 use crate::image::{resolve_image, ResolvedImage};
-use crate::imageconfig::{self, Provenance};
+use crate::imageconfig;
 use crate::layer::{
     layer_from_dir, layer_from_entries, layer_from_image, LayerOptions, MergedTree, SyntheticEntry,
     SyntheticKind,
 };
 use crate::layout::Layout;
 use crate::platform::{PlatformSpec, TargetArch};
+use crate::provenance::Provenance;
 use crate::recipe::{self, LayerSource, Recipe, RecipeKind, VarInputs};
 use crate::reference::{Reference, Selector};
 use crate::transport::{open_source, ImageSource};
@@ -301,11 +302,11 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
             derive_run_id(&refs)
         }
     };
-    let provenance = Provenance {
-        run_id: run_id.clone(),
-        parent_digest: base_digest.clone(),
-        parent_stage: recipe.parent_stage.clone(),
-    };
+    let provenance = Provenance::stamp(
+        run_id.clone(),
+        base_digest.clone(),
+        recipe.parent_stage.clone(),
+    );
     let config = final_config(
         &base,
         &recipe,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::alternatives::{Alternatives, Change, Install};
 use crate::error::{Error, Result};
 use crate::recipe::SystemSetup;
-use crate::tree::{ImageTree, MemTree, Node, NodeKind, Stack};
+use crate::tree::{FileKind, ImageTree, MemTree, Node, Stack};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GenKind {
@@ -43,7 +43,7 @@ impl SystemPlan {
     }
 }
 
-fn node(kind: NodeKind, mode: u32, uid: u64, gid: u64, size: u64, link: Option<String>) -> Node {
+fn node(kind: FileKind, mode: u32, uid: u64, gid: u64, size: u64, link: Option<String>) -> Node {
     Node {
         kind,
         mode,
@@ -163,17 +163,17 @@ fn to_tree(entries: &BTreeMap<String, Generated>) -> MemTree {
         match &g.kind {
             GenKind::Dir => t.insert(
                 &g.path,
-                node(NodeKind::Dir, g.mode, g.uid, g.gid, 0, None),
+                node(FileKind::Dir, g.mode, g.uid, g.gid, 0, None),
                 Vec::new(),
             ),
             GenKind::File(b) => t.insert(
                 &g.path,
-                node(NodeKind::File, g.mode, g.uid, g.gid, b.len() as u64, None),
+                node(FileKind::File, g.mode, g.uid, g.gid, b.len() as u64, None),
                 b.clone(),
             ),
             GenKind::Symlink(s) => t.insert(
                 &g.path,
-                node(NodeKind::Symlink, 0o777, g.uid, g.gid, 0, Some(s.clone())),
+                node(FileKind::Symlink, 0o777, g.uid, g.gid, 0, Some(s.clone())),
                 Vec::new(),
             ),
         }

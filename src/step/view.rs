@@ -10,16 +10,16 @@ use std::sync::Mutex;
 use crate::elf::HEADER_LEN;
 use crate::error::{Error, Result};
 use crate::layer::select::Picks;
-use crate::layer::{EntryKind, MergedTree, TreeEntry};
+use crate::layer::{FileKind, MergedTree, TreeEntry};
 use crate::transport::ImageSource;
-use crate::tree::{ImageTree, MemTree, Node, NodeKind};
+use crate::tree::{ImageTree, MemTree, Node};
 
 fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
     let (uid, gid) = owner.unwrap_or((e.uid, e.gid));
     Node {
         // A hard link's bytes are its target's; for the guards it is a file.
-        kind: if e.kind == EntryKind::HardLink {
-            NodeKind::File
+        kind: if e.kind == FileKind::HardLink {
+            FileKind::File
         } else {
             e.kind
         },
@@ -28,7 +28,7 @@ fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
         gid,
         size: e.size,
         link: match e.kind {
-            EntryKind::Symlink => e.link.as_ref().map(|l| l.display().to_string()),
+            FileKind::Symlink => e.link.as_ref().map(|l| l.display().to_string()),
             _ => None,
         },
     }
@@ -164,7 +164,7 @@ impl Selected {
     pub fn regular_paths(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.kind == NodeKind::File)
+            .filter(|(_, n)| n.kind == FileKind::File)
             .map(|(p, _)| p.clone())
             .collect()
     }

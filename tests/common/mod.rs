@@ -4,6 +4,7 @@
 pub mod buildkit;
 pub mod containerd;
 pub mod debian;
+pub mod layers;
 pub mod proxy;
 pub mod registry;
 pub mod runtime;

@@ -71,7 +71,7 @@ impl fmt::Display for IndexFormat {
 
 /// Serialises an index listing `entries` in the given order. No
 /// annotations or timestamps: nothing but the children decides the digest.
-pub fn build_index(entries: &[Descriptor], format: IndexFormat) -> Result<RawManifest> {
+pub fn assemble_index(entries: &[Descriptor], format: IndexFormat) -> Result<RawManifest> {
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(format.media_type())
@@ -105,8 +105,8 @@ mod tests {
 
     #[test]
     fn deterministic_and_ordered() {
-        let a = build_index(&entries(), IndexFormat::Oci).unwrap();
-        let b = build_index(&entries(), IndexFormat::Oci).unwrap();
+        let a = assemble_index(&entries(), IndexFormat::Oci).unwrap();
+        let b = assemble_index(&entries(), IndexFormat::Oci).unwrap();
         assert_eq!(a.bytes(), b.bytes());
         assert_eq!(a.kind(), ManifestKind::OciIndex);
         let idx = a.index().unwrap();
@@ -122,7 +122,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""variant":"v8""#));
-        let d = build_index(&entries(), IndexFormat::Docker).unwrap();
+        let d = assemble_index(&entries(), IndexFormat::Docker).unwrap();
         assert_eq!(d.kind(), ManifestKind::DockerList);
         assert_ne!(d.digest(), a.digest());
     }

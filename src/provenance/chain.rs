@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::resolve_image;
-use crate::index::provenance::{Provenance, BASE_DIGEST};
+use crate::labels::BASE_DIGEST;
 use crate::platform::PlatformSpec;
+use crate::provenance::Provenance;
 use crate::reference::Reference;
 use crate::transport::open_source;
 

@@ -1,19 +1,16 @@
 //! Provenance recorded in images: which run built them and from which
-//! parent. The index gates and `verify-chain` read it; `package`/`wrapper`
-//! write it.
+//! parent. One type for both sides: `package`/`wrapper` write it
+//! ([`crate::imageconfig::set_provenance`]), the index gates and
+//! `verify-chain` ([`chain`]) read it.
+
+pub mod chain;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::image::ResolvedImage;
-
-/// Label: the source revision (git commit) the image was built from.
-pub const REVISION: &str = "org.opencontainers.image.revision";
-/// Manifest annotation: the digest of the base image.
-pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-/// Manifest annotation: the name of the base image.
-pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+use crate::labels::{BASE_DIGEST, BASE_NAME, REVISION};
 
 /// What an image says about its origin. Empty fields were not recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,6 +30,17 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// What a step records on the image it writes (the labels
+    /// [`crate::imageconfig::set_provenance`] sets).
+    pub fn stamp(run_id: String, parent_digest: String, parent_stage: Option<String>) -> Self {
+        Provenance {
+            run_id: Some(run_id),
+            parent_digest: Some(parent_digest),
+            parent_stage,
+            ..Provenance::default()
+        }
+    }
+
     /// Reads config labels and manifest annotations. Blank values count as
     /// absent: an empty label is how a build script says "unknown".
     pub fn of(img: &ResolvedImage) -> Provenance {
