@@ -28,6 +28,9 @@ pub struct CopyOptions {
     /// entry of a layout or archive destination, so that it is not garbage
     /// (`umoci gc` deletes what index.json does not reach).
     pub record_untagged: bool,
+    /// Also copy each image's referrers (SBOM, provenance: artifact
+    /// manifests whose subject it is), after the image and before tags.
+    pub referrers: bool,
 }
 
 /// What a copy did, for `--json` and the human summary.
@@ -44,6 +47,8 @@ pub struct CopyReport {
     pub blobs_skipped: usize,
     pub bytes_copied: u64,
     pub manifests: usize,
+    /// Referrers copied along (`--no-referrers`: none).
+    pub referrers: usize,
 }
 
 /// Copies what `src` names into `dst`, preserving every byte and digest.
@@ -143,6 +148,12 @@ pub fn copy_image(
     for (_, raw) in &images {
         dst.put_manifest(raw)?;
     }
+    let mut referrers = 0;
+    if opts.referrers {
+        for (_, raw) in images.iter().map(|(d, r)| (d, r)) {
+            referrers += crate::referrers::copy_referrers(src, &raw.descriptor(), dst.as_ref())?;
+        }
+    }
     for raw in &indexes {
         dst.put_manifest(raw)?;
     }
@@ -167,6 +178,7 @@ pub fn copy_image(
         blobs_skipped: skipped.into_inner(),
         bytes_copied: bytes.into_inner(),
         manifests: images.len() + indexes.len(),
+        referrers,
     })
 }
 

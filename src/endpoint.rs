@@ -22,6 +22,12 @@ pub trait ImageSource: Send + Sync {
     fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>>;
     /// Streams a blob; the reader fails at EOF if digest or size are wrong.
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+    /// The artifact manifests whose `subject` is `subject` (OCI 1.1
+    /// referrers), as a referrers index lists them. Sources that cannot
+    /// hold any list none.
+    fn referrers(&self, _subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Somewhere images are written to.
@@ -47,6 +53,19 @@ pub trait ImageSink: Send + Sync {
     /// registry keeps a manifest pushed by digest: nothing to do.
     fn record_untagged(&self, _desc: &Descriptor) -> Result<()> {
         Ok(())
+    }
+    /// Stores an artifact manifest about `subject` (its blobs are already
+    /// stored) so that it is listed as a referrer of `subject`: an
+    /// untagged `index.json` entry in a layout, the referrers API or tag
+    /// schema in a registry. `desc` is its descriptor with `artifactType`.
+    /// Returns false when this sink cannot hold referrers (nothing stored).
+    fn put_referrer(
+        &self,
+        _raw: &RawManifest,
+        _desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        Ok(false)
     }
     /// How many blobs may be written at once without making the output
     /// depend on timing.

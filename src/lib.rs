@@ -8,6 +8,7 @@
 pub mod alternatives;
 pub mod archive;
 pub mod atomic;
+pub mod attest;
 pub mod copy;
 pub mod digest;
 pub mod docker_archive;
@@ -31,6 +32,7 @@ pub mod platform;
 pub mod provenance;
 pub mod recipe;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod run_id;
 pub mod smoke;

@@ -47,6 +47,12 @@ impl ImageSource for LayoutSource {
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.layout.open_blob(desc)?))
     }
+
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        crate::referrers::in_index(&self.layout.index()?, subject, |d| {
+            self.layout.read_manifest(d)
+        })
+    }
 }
 
 /// An archive with the tag to read.
@@ -80,6 +86,12 @@ impl ImageSource for ArchiveSource {
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.archive.open_blob(desc)?))
     }
+
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        crate::referrers::in_index(self.archive.index(), subject, |d| {
+            self.archive.read_manifest(d)
+        })
+    }
 }
 
 impl ImageSink for Layout {
@@ -107,6 +119,17 @@ impl ImageSink for Layout {
 
     fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
         self.update_index(|idx| idx.add_untagged(desc))
+    }
+
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        self.put_manifest(raw)?;
+        self.record_untagged(desc)?;
+        Ok(true)
     }
 
     fn max_parallel(&self) -> usize {
@@ -144,6 +167,17 @@ impl ImageSink for ArchiveWriter {
 
     fn record_untagged(&self, desc: &Descriptor) -> Result<()> {
         self.update_index(|idx| idx.add_untagged(desc))
+    }
+
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        self.put_manifest(raw)?;
+        self.record_untagged(desc)?;
+        Ok(true)
     }
 
     fn commit(self: Box<Self>) -> Result<()> {

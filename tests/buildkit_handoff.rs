@@ -389,13 +389,19 @@ fn documented_commands_build_from_buildkit_layouts() {
         let idx: Value =
             serde_json::from_slice(&std::fs::read(w.join(&dir).join("index.json")).unwrap())
                 .unwrap();
-        let entries = idx["manifests"].as_array().unwrap();
+        // Besides the image: its SBOM and provenance, untagged artifact
+        // entries written before the image's tag, so the image stays the
+        // last image-manifest entry (the one nerdctl takes).
+        let all = idx["manifests"].as_array().unwrap();
+        let entries: Vec<&Value> = all.iter().filter(|e| e["artifactType"].is_null()).collect();
         assert_eq!(entries.len(), 1, "one image per context layout");
         assert_eq!(
             entries[0]["mediaType"],
             "application/vnd.oci.image.manifest.v1+json"
         );
         assert_eq!(entries[0]["digest"].as_str().unwrap(), d);
+        assert_eq!(all.last().unwrap()["digest"], entries[0]["digest"]);
+        assert_eq!(all.len(), 3, "the image, its SBOM and its provenance");
         package_digests.push(d);
     }
 

@@ -44,6 +44,22 @@ fn build(workdir: &Path, out: &str, threads: &str) -> String {
         .to_string()
 }
 
+/// The digests of a layout's artifact manifests (its referrers), sorted.
+fn artifacts(layout: &Path) -> Vec<String> {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut v: Vec<String> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["artifactType"].is_string())
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 12, "two referrers per image written");
+    v
+}
+
 #[test]
 fn build_is_reproducible_across_directories_threads_and_checkouts() {
     let t = tempfile::tempdir().unwrap();
@@ -65,4 +81,11 @@ fn build_is_reproducible_across_directories_threads_and_checkouts() {
     );
     let b = build(&clone, "oci:out:latest-cross", "8");
     assert_eq!(a, b, "the same build gave two index digests");
+    // The SBOM and provenance referrers too: the same artifact manifests
+    // (so the same documents), wherever the layout was staged.
+    assert_eq!(
+        artifacts(&t.path().join("a")),
+        artifacts(&clone.join("out")),
+        "the same build gave other SBOM or provenance bytes"
+    );
 }

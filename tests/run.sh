@@ -21,6 +21,9 @@ for pair in "${need[@]}"; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# tests/referrers.rs installs the SPDX validator (PyPI spdx-tools) into a venv
+# under target/ once; Debian splits venv/ensurepip off python3.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

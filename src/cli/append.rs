@@ -176,6 +176,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     platform: None,
                     tags: tag.clone().into_iter().collect(),
                     record_untagged: true,
+                    referrers: false,
                 },
             )
             .with_context(|| format!("copying the new image to {other}"))?;

@@ -23,6 +23,11 @@ pub struct Args {
     /// Copy only this platform of an index.
     #[arg(long, visible_alias = "platform", value_parser = super::platform_arg)]
     pub arch: Option<PlatformSpec>,
+    /// Do not copy the images' referrers (SBOM and provenance artifact
+    /// manifests); by default they travel with the images to a layout or
+    /// registry (never into an archive).
+    #[arg(long)]
+    pub no_referrers: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -82,6 +87,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         tags,
         // A copy by digest without a tag must not write unreachable blobs.
         record_untagged: true,
+        // Archives are handoffs to `ctr images import` / `docker load`,
+        // which take every index.json entry for an image (containerd's
+        // `--index-name` then fails on an artifact without a platform):
+        // referrers go to layouts and registries only.
+        referrers: !a.no_referrers
+            && matches!(
+                a.destination,
+                Reference::Layout { .. } | Reference::Registry(_)
+            ),
     };
     let result = copy_image(src.as_ref(), dst, &opts);
     progress.finish();

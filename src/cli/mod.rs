@@ -11,6 +11,7 @@ mod inspect;
 mod manifest;
 mod package;
 mod password;
+mod referrers;
 mod registry_args;
 mod unpack;
 mod verify;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Build and publish a multi-arch index from per-arch images, behind
     /// the completeness, coherence and freshness gates.
     Manifest(Box<manifest::Args>),
+    /// List an image's OCI referrers (its SBOM and provenance), or those of
+    /// an index and each of its images.
+    Referrers(Box<referrers::Args>),
     /// Check that each stage image was built on its parent's current digest.
     VerifyChain(verify_chain::Args),
     /// Add directories as new layers on top of an image (umoci insert / crane append).
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wrapper(a) => Some(&a.step.registry),
         Command::Verify(a) => Some(&a.registry),
         Command::Build(a) => Some(&a.registry),
+        Command::Referrers(a) => Some(&a.registry),
         Command::Extract(a) => Some(&a.registry),
         Command::Fsck(_) | Command::Completions(_) | Command::Man(_) => None,
     };
@@ -111,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fsck(a) => fsck::run(a),
         Command::Manifest(a) => manifest::run(*a),
         Command::VerifyChain(a) => verify_chain::run(a),
+        Command::Referrers(a) => referrers::run(*a),
         Command::Append(a) => append::run(a),
         Command::Package(a) => package::run(a),
         Command::Wrapper(a) => wrapper::run(a),

@@ -334,6 +334,16 @@ impl IndexPlan {
         for c in &self.children {
             sink.put_manifest(&c.raw)?;
         }
+        // A child copied here brings its SBOM and provenance along.
+        for (c, (_, copied)) in self.children.iter().zip(&self.destinations) {
+            if *copied {
+                crate::referrers::copy_referrers(
+                    c.source.as_ref(),
+                    &c.raw.descriptor(),
+                    sink.as_ref(),
+                )?;
+            }
+        }
         sink.put_manifest(&self.index)?;
         let tags: Vec<(String, Descriptor)> = self
             .tags()

@@ -67,6 +67,7 @@ pub fn push_platform_image(
     let opts = CopyOptions {
         tags: vec![tag.to_string()],
         platform: platform.cloned(),
+        referrers: true,
         ..CopyOptions::default()
     };
     let report = copy_image(source.as_ref(), sink, &opts)?;

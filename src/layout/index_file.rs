@@ -69,7 +69,16 @@ impl IndexFile {
     pub fn resolve(&self, selector: Option<&Selector>, location: &str) -> Result<Descriptor> {
         let entries = self.entries()?;
         match selector {
-            None => match distinct(entries.iter().collect()).as_slice() {
+            // Referrers (artifact manifests listed untagged, as oras does)
+            // are documents about an image, not one to pick.
+            None => match distinct(
+                entries
+                    .iter()
+                    .filter(|d| d.artifact_type().is_none())
+                    .collect(),
+            )
+            .as_slice()
+            {
                 [one] => Ok((*one).clone()),
                 [] => Err(Error::not_found("any image", location)),
                 many => Err(Error::invalid(
@@ -324,6 +333,19 @@ mod tests {
             err.contains("latest (docker.io/library/base-arm64:latest)"),
             "{err}"
         );
+    }
+
+    /// A layout holding one image and its referrers (untagged artifact
+    /// entries, as oras writes them) still names that image without a tag.
+    #[test]
+    fn referrers_do_not_make_an_untagged_reference_ambiguous() {
+        let mut idx = IndexFile::empty();
+        let image = Descriptor::new(MediaType::ImageManifest, 1, sha256(b"i"));
+        let mut sbom = Descriptor::new(MediaType::ImageManifest, 1, sha256(b"s"));
+        sbom.set_artifact_type(Some(MediaType::Other("application/spdx+json".into())));
+        idx.add_untagged(&sbom).unwrap();
+        idx.add_untagged(&image).unwrap();
+        assert_eq!(idx.resolve(None, "l").unwrap().digest(), image.digest());
     }
 
     #[test]

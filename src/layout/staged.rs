@@ -164,6 +164,17 @@ impl ImageSink for StagedLayout {
         self.pend(None, desc)
     }
 
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        _subject: &Descriptor,
+    ) -> Result<bool> {
+        self.put_manifest(raw)?;
+        self.record_untagged(desc)?;
+        Ok(true)
+    }
+
     fn max_parallel(&self) -> usize {
         2
     }

@@ -117,13 +117,14 @@ pub(crate) async fn get(
 }
 
 /// Stores a manifest under `reference` (its digest or a tag) and checks the
-/// digest the registry reports.
+/// digest the registry reports. Returns whether the answer carried an
+/// `OCI-Subject` header (the registry indexes referrers itself).
 pub(crate) async fn put(
     client: &RegistryClient,
     repo: &str,
     reference: &str,
     raw: &RawManifest,
-) -> Result<()> {
+) -> Result<bool> {
     let what = format!("PUT manifest {} as {repo}:{reference}", raw.digest());
     let url = client
         .url(&format!("/v2/{repo}/manifests/{reference}"))
@@ -136,13 +137,14 @@ pub(crate) async fn put(
     if !resp.status().is_success() {
         return Err(client.unexpected(&what, resp).await);
     }
+    let subject = resp.headers().contains_key("oci-subject");
     let reported = resp
         .headers()
         .get(DIGEST_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string());
     match reported {
-        Some(d) if d == raw.digest().as_ref() => Ok(()),
+        Some(d) if d == raw.digest().as_ref() => Ok(subject),
         Some(d) => Err(Error::Registry {
             registry: client.registry().to_string(),
             what,
@@ -160,7 +162,7 @@ pub(crate) async fn put(
             let head = Req::new(Method::HEAD, url).header(ACCEPT, &accept());
             let r = client.send(&head, &what).await?;
             if r.status().is_success() {
-                Ok(())
+                Ok(subject)
             } else {
                 Err(Error::Registry {
                     registry: client.registry().to_string(),

@@ -30,6 +30,7 @@
 //! - `upload`: HEAD, mount, single-request or chunked upload with resume;
 //! - `download`: streaming, resumable blob reads;
 //! - `manifests`: manifest GET/PUT with digest checks;
+//! - `referrers`: the referrers API and tag schema;
 //! - `source`, `sink`: the transport traits; `progress`: terminal bars.
 //!
 //! Each call blocks its own thread (copy runs several).
@@ -41,6 +42,7 @@ mod download;
 mod hosts;
 mod manifests;
 mod progress;
+mod referrers;
 mod retry;
 mod sink;
 mod source;

@@ -254,6 +254,24 @@ impl ImageSink for RegistrySink {
         Ok(())
     }
 
+    fn put_referrer(
+        &self,
+        raw: &RawManifest,
+        desc: &Descriptor,
+        subject: &Descriptor,
+    ) -> Result<bool> {
+        block_on(super::referrers::push(
+            &self.client,
+            &self.reference.repository,
+            raw,
+            desc,
+            subject,
+        ))??;
+        let pin = self.reference.pin(raw.digest());
+        self.record(|l| l.manifests.push(pin));
+        Ok(true)
+    }
+
     fn max_parallel(&self) -> usize {
         self.opts.jobs.max(1)
     }

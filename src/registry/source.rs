@@ -131,4 +131,12 @@ impl ImageSource for RegistrySource {
         );
         Ok(Box::new(VerifyingReader::new(dl, desc)))
     }
+
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        block_on(super::referrers::list(
+            &self.client,
+            &self.reference.repository,
+            subject.digest().as_ref(),
+        ))?
+    }
 }

@@ -15,6 +15,7 @@ use super::{
     annotations, copy_base_layers, created, final_config, resolve_input, system, write_image,
     AddedLayer, StepReport,
 };
+use crate::digest::sha256;
 use crate::error::{Error, Result};
 use crate::guard::{self, GuardInput, GuardReport};
 use crate::image::{resolve_image, ResolvedImage};
@@ -400,6 +401,25 @@ fn write(req: &StepRequest, plan: &StepPlan, guards: GuardReport) -> Result<Step
     layers.extend(added_layers.iter().map(|l| l.descriptor.clone()));
     let ann = annotations(&plan.recipe, &req.base, &base_digest);
     let (desc, manifest) = write_image(&out, &config, layers, ann, req.arch)?;
+    let ev = Context {
+        req,
+        recipe: &plan.recipe,
+        inputs: &plan.inputs,
+        base: &base.img,
+        base_tree: &base.tree,
+        base_src: base.src.as_ref(),
+        added: &added_layers,
+        guards: &guards,
+    };
+    attach_evidence(
+        &ev,
+        &out,
+        &plan.out_dir,
+        &desc,
+        &plan.tag,
+        &run_id,
+        &plan.created,
+    )?;
     out.set_tags(&[(plan.tag.clone(), desc.clone())])?;
 
     let pin = format!("oci:{}@{}", plan.out_dir.display(), desc.digest());
@@ -439,6 +459,139 @@ fn step_run_id(req: &StepRequest, plan: &StepPlan, added: &[AddedLayer]) -> Resu
         layers: added.iter().map(|l| l.diff_id.clone()).collect(),
     }
     .derive()
+}
+
+/// What [`attach_evidence`] reads of a finished step.
+struct Context<'a> {
+    req: &'a StepRequest,
+    recipe: &'a Recipe,
+    inputs: &'a BTreeMap<String, Opened>,
+    base: &'a ResolvedImage,
+    base_tree: &'a MergedTree,
+    base_src: &'a dyn ImageSource,
+    added: &'a [AddedLayer],
+    guards: &'a guard::GuardReport,
+}
+
+/// Writes the image's SBOM and provenance as referrers of `desc` (untagged
+/// `index.json` entries), before the image's tag.
+#[allow(clippy::too_many_arguments)]
+fn attach_evidence(
+    c: &Context<'_>,
+    out: &Layout,
+    out_dir: &std::path::Path,
+    desc: &Descriptor,
+    tag: &str,
+    run_id: &str,
+    created: &str,
+) -> Result<()> {
+    use crate::attest::{self, InputImage, Origin, SourceFile};
+    let recipe_dir = c.recipe.file.parent().unwrap_or(std::path::Path::new(""));
+    let mut layers = Vec::new();
+    for (l, built) in c.recipe.layers.iter().zip(c.added) {
+        let origin = match &l.source {
+            LayerSource::Image { input, selection } => {
+                let picks = selection.apply(&c.inputs[input].tree)?;
+                Origin::Input {
+                    name: input.clone(),
+                    paths: picks
+                        .values()
+                        .map(|p| {
+                            (
+                                format!("/{}", p.dest.display()),
+                                format!("/{}", p.entry.path.display()),
+                            )
+                        })
+                        .collect(),
+                }
+            }
+            LayerSource::Dir { dir, dest, .. } => Origin::Dir {
+                dir: dir
+                    .strip_prefix(recipe_dir)
+                    .unwrap_or(dir)
+                    .display()
+                    .to_string(),
+                dest: dest.clone(),
+            },
+        };
+        layers.push(attest::AddedLayer {
+            name: built.name.clone(),
+            descriptor: built.descriptor.clone(),
+            origin,
+        });
+    }
+    for extra in c.added.iter().skip(c.recipe.layers.len()) {
+        layers.push(attest::AddedLayer {
+            name: extra.name.clone(),
+            descriptor: extra.descriptor.clone(),
+            origin: Origin::System,
+        });
+    }
+    let recipe_bytes = std::fs::read(&c.req.recipe).map_err(|e| Error::io(&c.req.recipe, e))?;
+    let out_src = crate::transport::LayoutSource {
+        layout: Layout::open(out_dir)?,
+        selector: None,
+    };
+    // An input read from the output layout itself (`build`'s package stage
+    // under its wrapper) is named relative to it (`oci:.:TAG`): the
+    // documents must not depend on where the layout is staged.
+    let same = |p: &std::path::Path| {
+        matches!(
+            (std::fs::canonicalize(p), std::fs::canonicalize(out_dir)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    };
+    let shown = |r: &Reference| match r {
+        Reference::Layout { path, selector } if same(path) => Reference::Layout {
+            path: ".".into(),
+            selector: selector.clone(),
+        }
+        .to_string(),
+        other => other.to_string(),
+    };
+    let ev = attest::Evidence {
+        step: format!("{:?}", c.recipe.kind).to_lowercase(),
+        arch: c.req.arch,
+        build_arch: c.recipe.build_arch,
+        image: desc.clone(),
+        image_name: tag.to_string(),
+        created: created.to_string(),
+        run_id: run_id.to_string(),
+        base: InputImage {
+            name: "base".into(),
+            reference: shown(&c.req.base),
+            digest: c.base.descriptor.digest().to_string(),
+            platform: c.base.platform_string(),
+        },
+        inputs: c
+            .inputs
+            .iter()
+            .map(|(name, i)| InputImage {
+                name: name.clone(),
+                reference: shown(&i.reference),
+                digest: i.img.descriptor.digest().to_string(),
+                platform: i.img.platform_string(),
+            })
+            .collect(),
+        layers,
+        sources: vec![SourceFile {
+            name: "recipe".into(),
+            path: c.req.recipe.display().to_string(),
+            sha256: sha256(&recipe_bytes).digest().to_string(),
+        }],
+        recipe_name: c.recipe.name.clone(),
+        variables: c.recipe.variables.clone(),
+        sets: c.req.vars.sets.clone(),
+        versions: c.req.vars.versions.clone(),
+        waivers: c.req.waivers.clone(),
+        guards: c.guards,
+        base_tree: c.base_tree,
+        base_src: c.base_src,
+        out: &out_src,
+    };
+    let docs = attest::documents(&ev)?;
+    crate::referrers::attach(out, desc, &docs, created)?;
+    Ok(())
 }
 
 /// Writes the recipe's layers, then the system layer, into `out`.
