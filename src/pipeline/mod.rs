@@ -183,10 +183,9 @@ impl BuildPlan {
         Ok(plans)
     }
 
-    /// The run id: `run_id`, else derived from the inputs (the digests
-    /// base and artifact resolve to per arch, both recipes, the variables,
-    /// the arches). The wrapper's `--input`s are not covered: the quick
-    /// start passes one, and covering it changes its pinned run id.
+    /// The run id: `run_id`, else derived from every input (the digests
+    /// base, artifact and each `--input` resolve to per arch, both recipes,
+    /// the variables, the arches).
     pub fn run_id(&self, plans: &[ArchPlan]) -> Result<String> {
         if let Some(r) = &self.run_id {
             return Ok(r.clone());
@@ -204,6 +203,9 @@ impl BuildPlan {
         for p in plans {
             ids.bases.push(digest(&p.base)?);
             ids.artifacts.push(digest(&p.artifact)?);
+            for (name, r) in &p.inputs {
+                ids.inputs.entry(name.clone()).or_default().push(digest(r)?);
+            }
         }
         ids.derive()
     }
@@ -402,10 +404,10 @@ mod tests {
     }
 
     #[test]
-    fn the_quick_start_keeps_its_run_id() {
+    fn the_quick_start_run_id_is_pinned() {
         // The id the quick start's images carry (tests/pipeline.rs pins
         // their digests).
-        assert_eq!(run_id(&quick_start()).unwrap(), "ocipack-b0ba15def530b491");
+        assert_eq!(run_id(&quick_start()).unwrap(), "ocipack-ca7e57bd6105df7b");
         let mut given = quick_start();
         given.run_id = Some("run-7".into());
         assert_eq!(run_id(&given).unwrap(), "run-7");
@@ -429,6 +431,26 @@ mod tests {
         let mut arches = quick_start();
         arches.arches = vec![TargetArch::Riscv64];
         assert_ne!(run_id(&arches).unwrap(), id, "--target-arches");
+    }
+
+    #[test]
+    fn every_input_changes_the_run_id() {
+        let id = run_id(&quick_start()).unwrap();
+        let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        // Another image as the wrapper's venv (the artifact itself).
+        let mut input = quick_start();
+        input.inputs.insert(
+            "venv".into(),
+            format!(
+                "oci:{}:cross-android-{{arch}}",
+                fx.join("artifacts").display()
+            ),
+        );
+        assert_ne!(run_id(&input).unwrap(), id, "--input");
+        // Another base.
+        let mut base = quick_start();
+        base.base = base.artifact.clone();
+        assert_ne!(run_id(&base).unwrap(), id, "--base");
     }
 
     #[test]
