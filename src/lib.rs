@@ -8,6 +8,7 @@
 pub mod alternatives;
 pub mod archive;
 pub mod atomic;
+pub mod bench;
 pub mod copy;
 pub mod digest;
 pub mod docker_archive;
