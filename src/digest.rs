@@ -12,6 +12,32 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 
+/// The SHA-256 implementation every hot path uses. sha2 picks the CPU's
+/// SHA extensions at run time (x86 SHA-NI, ARMv8 SHA2) and falls back to
+/// assembly; ring's implementation measured the same on a SHA-NI machine
+/// (BENCHMARKS.md, `ocipack bench hash --compare`), so there is no reason
+/// to carry a second one.
+pub const IMPLEMENTATION: &str =
+    "sha2 0.10 (RustCrypto; SHA-NI / ARMv8 SHA2 when present, else asm)";
+
+/// A running SHA-256.
+#[derive(Default, Clone)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    pub fn new() -> Self {
+        Hasher(Sha256::new())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Digest {
+        digest_from_hasher(self.0)
+    }
+}
+
 /// Builds a `sha256:<hex>` digest from a finished hasher.
 pub fn digest_from_hasher(hasher: Sha256) -> Digest {
     let hex = hex::encode(hasher.finalize());

@@ -9,6 +9,7 @@ pub mod alternatives;
 pub mod archive;
 pub mod atomic;
 pub mod attest;
+pub mod bench;
 pub mod copy;
 pub mod digest;
 pub mod docker_archive;

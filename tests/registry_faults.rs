@@ -250,6 +250,70 @@ fn push_survives_faults_and_resends_nothing_already_there() {
     assert!(sent.is_empty(), "{sent:#?}");
 }
 
+/// The default upload streams a large blob in one PATCH (read while sent):
+/// a 500 before the registry saw the body and a connection cut in the
+/// middle of it are both resumed from the offset the registry reports
+/// (reading the source again up to there), and the image arrives whole.
+#[test]
+fn streamed_push_resumes_after_faults() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let lpath = tmp.path().join("l");
+    let layout = Layout::open_or_create(&lpath).unwrap();
+    let img = write_image(&layout, "big", &[noise(6 * 1024 * 1024 + 777, 5)]);
+    let proxy = FaultProxy::start(
+        &reg.host(),
+        vec![
+            Rule::new(
+                "PATCH",
+                "/blobs/uploads/",
+                When::Nth(vec![1]),
+                Action::Status(500),
+            ),
+            Rule::new(
+                "PATCH",
+                "/blobs/uploads/",
+                When::Nth(vec![2]),
+                Action::CutRequest(2_000_000),
+            ),
+        ],
+    );
+    let out = json(&run_ok(ocipack_cmd().args([
+        "push",
+        &format!("oci:{}:big", lpath.display()),
+        &proxy.url("s/img:big"),
+        "--json",
+        "--retry-delay-ms",
+        "50",
+        "--timeout",
+        "1",
+    ])));
+    assert_eq!(out["digest"], img.manifest.digest().to_string());
+    assert_eq!(
+        reg.manifest("s/img", "big").unwrap(),
+        blob_bytes(&lpath, &img.manifest)
+    );
+    for b in &img.blobs {
+        assert!(reg.has_blob("s/img", b.digest().as_ref()), "{}", b.digest());
+    }
+    let log = proxy.log();
+    assert_eq!(
+        log.iter().filter(|r| r.fault.is_some()).count(),
+        2,
+        "{log:#?}"
+    );
+    // One PATCH per attempt, each to the end of the blob, and the last one
+    // went through.
+    let size = img.blobs[1].size();
+    let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 3, "{patches:#?}");
+    for p in &patches {
+        let range = p.header("Content-Range").unwrap();
+        assert!(range.ends_with(&format!("-{}", size - 1)), "{range}");
+    }
+    assert!(patches[2].fault.is_none());
+}
+
 #[test]
 fn pull_survives_cut_and_stalled_downloads() {
     let reg = Registry::start();

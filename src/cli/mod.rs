@@ -1,6 +1,7 @@
 //! Subcommands, one file each.
 
 mod append;
+mod bench;
 mod build;
 mod copy;
 mod docs;
@@ -82,6 +83,9 @@ pub enum Command {
     Verify(verify::Args),
     /// package then wrapper for every arch, then the multi-arch index.
     Build(Box<build::Args>),
+    /// Measure this machine: SHA-256, an image's layers, a layer from a
+    /// directory at each compression level (figures only, writes nothing).
+    Bench(bench::Args),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completions(docs::CompletionsArgs),
     /// Write man pages into a directory (for packagers).
@@ -103,7 +107,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(a) => Some(&a.registry),
         Command::Referrers(a) => Some(&a.registry),
         Command::Extract(a) => Some(&a.registry),
-        Command::Fsck(_) | Command::Completions(_) | Command::Man(_) => None,
+        // `bench layers` prepares its own registry flags (other subcommands have none).
+        Command::Fsck(_) | Command::Bench(_) | Command::Completions(_) | Command::Man(_) => None,
     };
     if let Some(r) = registry {
         r.prepare()?;
@@ -122,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wrapper(a) => wrapper::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Build(a) => build::run(*a),
+        Command::Bench(a) => bench::run(a),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
     }

@@ -61,10 +61,11 @@ pub struct RegistryArgs {
     /// loopback (loopback registries may always use plain HTTP).
     #[arg(long)]
     pub insecure: bool,
-    /// Upload chunk size: blobs up to this size go in one request, larger
-    /// ones in chunks (K/M/G, KiB/MiB/GiB suffixes).
-    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
-    pub chunk_size: u64,
+    /// Upload in chunks of this size (K/M/G, KiB/MiB/GiB suffixes), for
+    /// registries that cap the size of a request. Default: each blob over
+    /// 4 MiB streams in one request.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_size: Option<u64>,
     /// Blobs transferred at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
     pub jobs: usize,

@@ -407,6 +407,26 @@ impl RegistryClient {
     /// with fresh credentials); transient failures are reported as such and
     /// every other answer is returned for the caller to interpret.
     pub(crate) async fn send_once(&self, req: &Req) -> std::result::Result<Response, Failure> {
+        self.send_inner(req, None).await
+    }
+
+    /// Sends once with a streamed body (read as it is sent, so it cannot be
+    /// replayed): a 401 that fresh credentials could answer is reported as
+    /// transient, and the caller resends from the offset the registry holds.
+    pub(crate) async fn send_stream(
+        &self,
+        req: &Req,
+        body: reqwest::Body,
+    ) -> std::result::Result<Response, Failure> {
+        self.send_inner(req, Some(body)).await
+    }
+
+    async fn send_inner(
+        &self,
+        req: &Req,
+        mut stream: Option<reqwest::Body>,
+    ) -> std::result::Result<Response, Failure> {
+        let streamed = stream.is_some();
         let base = self.base().await?;
         // Credentials go to the registry only, never to another host an
         // upload location points at.
@@ -423,7 +443,9 @@ impl RegistryClient {
                     rb = rb.header(AUTHORIZATION, a);
                 }
             }
-            if let Some(b) = &req.body {
+            if let Some(b) = stream.take() {
+                rb = rb.body(b);
+            } else if let Some(b) = &req.body {
                 rb = rb.body(b.clone());
             }
             if let Some(t) = req.timeout {
@@ -437,6 +459,13 @@ impl RegistryClient {
                 // redirect) would send our credentials to its realm.
                 let from_registry = same_origin && resp.url().origin() == base.origin();
                 if from_registry && !renewed && (self.learn(resp.headers()) || self.had_token()) {
+                    if streamed {
+                        return Err(Failure::transient(format!(
+                            "{} {}: credentials renewed during a streamed upload",
+                            req.method,
+                            req.url.path()
+                        )));
+                    }
                     renewed = true;
                     continue;
                 }

@@ -59,7 +59,8 @@ pub use retry::RetryPolicy;
 pub use sink::{MountedBlob, RegistrySink, TransferLog};
 pub use source::RegistrySource;
 
-/// Default chunk size: registries such as GHCR reject requests over 4 MiB.
+/// Chunk size used with a registry that asks for chunks without a minimum,
+/// and the size up to which a blob goes up in one `PUT`.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 
 /// Default minimum download rate (bytes/s averaged over the stall
@@ -82,8 +83,10 @@ pub struct RegistryOptions {
     /// Allow plain HTTP and unverified TLS for hosts that are not loopback.
     pub insecure: bool,
     /// Blobs up to this size go up in one request; larger ones in chunks of
-    /// this size (raised to the registry's `OCI-Chunk-Min-Length`).
-    pub chunk_size: u64,
+    /// this size (raised to the registry's `OCI-Chunk-Min-Length`). None:
+    /// blobs over [`DEFAULT_CHUNK_SIZE`] stream in one request (what docker,
+    /// containerd and skopeo do), unless the registry asks for chunks.
+    pub chunk_size: Option<u64>,
     /// Blobs transferred at once.
     pub jobs: usize,
     pub retry: RetryPolicy,
@@ -107,7 +110,7 @@ impl Default for RegistryOptions {
             authfile: None,
             cert_dir: None,
             insecure: false,
-            chunk_size: DEFAULT_CHUNK_SIZE,
+            chunk_size: None,
             jobs: 4,
             retry: RetryPolicy::default(),
             stall_timeout: Duration::from_secs(60),

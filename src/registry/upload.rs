@@ -3,8 +3,10 @@
 //! resume from the offset the registry reports, restart when it lost the
 //! session, and retries within a budget.
 //!
-//! Memory stays bounded: at most one chunk of a blob is held, to be resent
-//! after a failure; everything else is re-read from the source.
+//! Large blobs stream in one `PATCH` by default (read, verified and sent
+//! at once, a few blocks in flight); with a chunk size they go in chunks.
+//! Memory stays bounded: a few blocks, or one chunk held to be resent after
+//! a failure; everything else is re-read from the source.
 
 use std::io::Read;
 use std::time::Duration;
@@ -32,6 +34,12 @@ pub(crate) enum Pushed {
 }
 
 const DIGEST_HEADER: &str = "docker-content-digest";
+/// Blobs up to this size go up in one `PUT` when no chunk size is set.
+const SMALL_BLOB: u64 = super::DEFAULT_CHUNK_SIZE;
+/// A streamed upload reads the source in blocks of this size…
+const STREAM_BLOCK: u64 = 1 << 20;
+/// …with at most this many queued for sending (bounded memory).
+const STREAM_DEPTH: usize = 4;
 const CHUNK_MIN_HEADER: &str = "oci-chunk-min-length";
 /// Largest `OCI-Chunk-Min-Length` honoured: a chunk is held in memory (to
 /// resend it), so the registry must not be able to make it a whole layer.
@@ -229,7 +237,16 @@ async fn attempt(
     };
     let size = desc.size();
     let opts = client.options();
-    let chunk = opts.chunk_size.max(s.min_chunk).max(1);
+    // Without a chunk size the blob streams in one PATCH; the small-blob
+    // threshold is then the default chunk size.
+    // (A registry's minimum chunk length does not ask for chunks: one
+    // stream is one chunk over any minimum.)
+    let chunked = opts.chunk_size.is_some();
+    let chunk = opts
+        .chunk_size
+        .unwrap_or(SMALL_BLOB)
+        .max(s.min_chunk)
+        .max(1);
     bar.set(s.offset);
 
     if s.offset == 0 && size <= chunk {
@@ -245,6 +262,13 @@ async fn attempt(
             }
         };
     }
+
+    if !chunked && s.offset < size {
+        stream_rest(client, desc, session, src, backoff, bar).await?;
+    }
+    let Some(s) = session.as_mut() else {
+        return Err(Failure::transient("upload session lost"));
+    };
 
     while s.offset < size {
         let len = chunk.min(size - s.offset);
@@ -310,6 +334,142 @@ async fn attempt(
         }
         Ok(resp) => finish(client, resp, desc, bar).await,
         Err(f) => Err(f),
+    }
+}
+
+/// Sends everything from the session's offset to the end in one PATCH
+/// whose body is read from the source as it goes out: reading and verifying
+/// the source (this thread) overlaps with sending (the runtime's threads),
+/// with a few blocks in flight. On failure the session is resynced and the
+/// next attempt resumes at the registry's offset, reading the source again
+/// only up to there.
+async fn stream_rest(
+    client: &RegistryClient,
+    desc: &Descriptor,
+    session: &mut Option<Session>,
+    src: &mut ChunkSource<'_, '_>,
+    backoff: &mut Backoff,
+    bar: &BlobBar,
+) -> std::result::Result<(), Failure> {
+    let Some(s) = session.as_mut() else {
+        return Ok(());
+    };
+    let size = desc.size();
+    let start = s.offset;
+    let len = size - start;
+    src.seek(start)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_DEPTH);
+    let body = reqwest::Body::wrap(ChannelBody { rx, remaining: len });
+    let mut req = Req::new(Method::PATCH, s.url.clone())
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(
+            reqwest::header::CONTENT_RANGE,
+            &format!("{start}-{}", size - 1),
+        )
+        .header(CONTENT_LENGTH, &len.to_string());
+    req.timeout = Some(request_timeout(client.options().stall_timeout, len));
+    let feed = async {
+        let mut sent = start;
+        while sent < size {
+            let want = STREAM_BLOCK.min(size - sent);
+            let block = match src.next_block(want) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Abort the request: the registry must not take a
+                    // corrupt or short blob.
+                    let _ = tx
+                        .send(Err(std::io::Error::other("source read failed")))
+                        .await;
+                    return Err(e);
+                }
+            };
+            sent += block.len() as u64;
+            if tx.send(Ok(block)).await.is_err() {
+                // The request ended early; its outcome says why.
+                break;
+            }
+            bar.set(sent);
+        }
+        drop(tx);
+        Ok(())
+    };
+    let (sent, fed) = tokio::join!(client.send_stream(&req, body), feed);
+    fed?;
+    match sent {
+        Ok(resp) if resp.status() == StatusCode::ACCEPTED || resp.status().is_success() => {
+            s.url = client
+                .location(&resp)
+                .await
+                .unwrap_or_else(|_| s.url.clone());
+            s.offset = range_end(&resp).map(|e| e + 1).unwrap_or(size);
+            bar.set(s.offset);
+            backoff.progressed();
+            Ok(())
+        }
+        Ok(resp) if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
+            let reason = format!("upload at {start} refused: {}", describe(resp).await);
+            resync(client, session).await;
+            Err(Failure::transient(reason))
+        }
+        Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+            let reason = format!("upload session lost: {}", describe(resp).await);
+            *session = None;
+            Err(Failure::transient(reason))
+        }
+        Ok(resp) => Err(Failure::Fatal(
+            client
+                .unexpected(&format!("uploading blob {}", desc.digest()), resp)
+                .await,
+        )),
+        Err(Failure::Transient {
+            reason,
+            retry_after,
+        }) => {
+            resync(client, session).await;
+            Err(Failure::Transient {
+                reason,
+                retry_after,
+            })
+        }
+        Err(f) => Err(f),
+    }
+}
+
+/// A request body fed block by block through a bounded channel; its exact
+/// length is announced so the request carries `Content-Length`.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(Ok(b))) => {
+                self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b))))
+            }
+            std::task::Poll::Ready(Some(Err(e))) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Ready(None) if self.remaining > 0 => {
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("upload body ended early"))))
+            }
+            std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -453,6 +613,55 @@ impl<'o, 'a> ChunkSource<'o, 'a> {
             buf: Bytes::new(),
             buf_start: 0,
         }
+    }
+
+    /// Positions the stream at `offset` for [`ChunkSource::next_block`]:
+    /// skips forward, or reopens the source when `offset` is behind.
+    fn seek(&mut self, offset: u64) -> Result<()> {
+        self.buf = Bytes::new();
+        if self.reader.is_none() || self.pos > offset {
+            if self.reader.is_some() {
+                tracing::debug!(
+                    "blob {}: reading the source again from the start",
+                    self.digest
+                );
+            }
+            self.reader = Some((self.opener)()?);
+            self.pos = 0;
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Err(Error::Unsupported("blob source vanished".into()));
+        };
+        if offset > self.pos {
+            let want = offset - self.pos;
+            let skipped = std::io::copy(&mut reader.by_ref().take(want), &mut std::io::sink())
+                .map_err(|e| Error::from_io(format!("blob {}", self.digest), e))?;
+            self.pos += skipped;
+            if skipped < want {
+                return Err(truncated(&self.digest, self.pos));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next `len` bytes from where the stream stands.
+    fn next_block(&mut self, len: u64) -> Result<Bytes> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Err(Error::Unsupported("blob source vanished".into()));
+        };
+        let mut out = vec![0u8; len as usize];
+        let mut filled = 0;
+        while filled < out.len() {
+            let n = reader
+                .read(&mut out[filled..])
+                .map_err(|e| Error::from_io(format!("blob {}", self.digest), e))?;
+            if n == 0 {
+                return Err(truncated(&self.digest, self.pos));
+            }
+            filled += n;
+            self.pos += n as u64;
+        }
+        Ok(Bytes::from(out))
     }
 
     fn read(&mut self, offset: u64, len: u64) -> Result<Bytes> {
