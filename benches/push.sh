@@ -37,7 +37,8 @@ BIN=$PWD/target/release/ocipack
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocipack-push-bench.XXXXXX")
 REG_PID=
 cleanup() {
-    [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+    # (wait returns the killed registry's status: never let it stop the cleanup)
+    if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
