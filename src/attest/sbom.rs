@@ -33,15 +33,38 @@ fn spdx_id(prefix: &str, s: &str) -> String {
     format!("SPDXRef-{prefix}-{clean}")
 }
 
-fn oci_purl(name: &str, digest: &str, arch: &str) -> String {
-    let name = name
-        .rsplit('/')
-        .next()
-        .unwrap_or(name)
-        .split([':', '@'])
-        .next()
-        .unwrap_or(name)
-        .to_lowercase();
+/// The purl of an image: `pkg:oci/NAME@DIGEST?arch=ARCH`, NAME the last
+/// component of the repository (registry) or the layout/archive file's
+/// name; a layout named `.` (an input read from the output layout) or
+/// nothing at all is named by its tag.
+fn oci_purl(reference: &str, digest: &str, arch: &str) -> String {
+    let rest = ["docker://", "oci-archive:", "docker-archive:", "oci:"]
+        .iter()
+        .find_map(|t| reference.strip_prefix(t))
+        .unwrap_or(reference);
+    let rest = rest.split('@').next().unwrap_or(rest);
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    let (base, tag) = match last.split_once(':') {
+        Some((b, t)) => (b, t),
+        None => (last, ""),
+    };
+    let pick = if matches!(base, "" | "." | "..") {
+        tag
+    } else {
+        base
+    };
+    let name: String = pick
+        .trim_end_matches(".tar")
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let name = if name.is_empty() {
         "image".into()
     } else {
@@ -280,5 +303,28 @@ mod tests {
             oci_purl("oci:fixtures/base:base", "sha256:ab", "amd64"),
             "pkg:oci/base@sha256%3Aab?arch=amd64"
         );
+        let purl = |r: &str| oci_purl(r, "sha256:ab", "arm64");
+        // An input read from the output layout is named by its tag.
+        assert_eq!(
+            purl("oci:.:latest-cross-package-arm64"),
+            "pkg:oci/latest-cross-package-arm64@sha256%3Aab?arch=arm64"
+        );
+        assert_eq!(
+            purl("docker://registry.example:5000/kataglyphis/runtime:latest-cross"),
+            "pkg:oci/runtime@sha256%3Aab?arch=arm64"
+        );
+        assert_eq!(
+            purl("docker://registry.example/r/base@sha256:cd"),
+            "pkg:oci/base@sha256%3Aab?arch=arm64"
+        );
+        assert_eq!(
+            purl("oci-archive:/tmp/Images/App.tar:v1"),
+            "pkg:oci/app@sha256%3Aab?arch=arm64"
+        );
+        assert_eq!(
+            purl("latest-cross-amd64"),
+            "pkg:oci/latest-cross-amd64@sha256%3Aab?arch=arm64"
+        );
+        assert_eq!(purl("oci:.:"), "pkg:oci/image@sha256%3Aab?arch=arm64");
     }
 }
