@@ -207,7 +207,7 @@ pub fn extract(
         paths: req.paths.clone(),
         run_id: provenance.run_id.clone(),
         provenance,
-        labels: config_labels(img),
+        labels: img.config_labels(),
         check_elf,
         files: records(&items, &written)?,
         skipped,
@@ -681,20 +681,6 @@ fn sums_file(sums: &[(String, String)]) -> String {
         }
     }
     s
-}
-
-/// The config's labels, read from the JSON so any label survives.
-fn config_labels(img: &ResolvedImage) -> BTreeMap<String, String> {
-    img.config_json
-        .get("config")
-        .and_then(|c| c.get("Labels"))
-        .and_then(|l| l.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The error of a failed `--check-elf`: every offender with what it is.

@@ -25,6 +25,21 @@ pub struct ResolvedImage {
 }
 
 impl ResolvedImage {
+    /// The config's labels, read from the JSON so any label survives
+    /// (oci-spec's typed config drops what it does not model).
+    pub fn config_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.config_json
+            .get("config")
+            .and_then(|c| c.get("Labels"))
+            .and_then(|l| l.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The platform from the config (authoritative over index entries).
     pub fn platform(&self) -> Platform {
         let mut p = Platform::default();

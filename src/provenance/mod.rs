@@ -5,8 +5,6 @@
 
 pub mod chain;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::image::ResolvedImage;
@@ -44,7 +42,7 @@ impl Provenance {
     /// Reads config labels and manifest annotations. Blank values count as
     /// absent: an empty label is how a build script says "unknown".
     pub fn of(img: &ResolvedImage) -> Provenance {
-        let labels = config_labels(img);
+        let labels = img.config_labels();
         let ann = img.manifest.annotations().clone().unwrap_or_default();
         let label = |k: &str| labels.get(k).filter(|v| !v.trim().is_empty()).cloned();
         let annotation = |k: &str| ann.get(k).filter(|v| !v.trim().is_empty()).cloned();
@@ -65,18 +63,4 @@ impl Provenance {
             .as_deref()
             .or(self.base_digest.as_deref())
     }
-}
-
-/// The config's labels, read from the JSON so any label survives.
-fn config_labels(img: &ResolvedImage) -> BTreeMap<String, String> {
-    img.config_json
-        .get("config")
-        .and_then(|c| c.get("Labels"))
-        .and_then(|l| l.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
