@@ -619,6 +619,12 @@ impl<'o, 'a> ChunkSource<'o, 'a> {
     /// skips forward, or reopens the source when `offset` is behind.
     fn seek(&mut self, offset: u64) -> Result<()> {
         self.buf = Bytes::new();
+        self.reposition(offset)
+    }
+
+    /// Moves the reader to `offset`: reopens the source when there is none
+    /// yet or `offset` is behind it, then skips forward. `buf` is left as is.
+    fn reposition(&mut self, offset: u64) -> Result<()> {
         if self.reader.is_none() || self.pos > offset {
             if self.reader.is_some() {
                 tracing::debug!(
@@ -644,12 +650,11 @@ impl<'o, 'a> ChunkSource<'o, 'a> {
         Ok(())
     }
 
-    /// The next `len` bytes from where the stream stands.
-    fn next_block(&mut self, len: u64) -> Result<Bytes> {
+    /// Fills `out` from where the reader stands; a short source is an error.
+    fn fill(&mut self, out: &mut [u8]) -> Result<()> {
         let Some(reader) = self.reader.as_mut() else {
             return Err(Error::Unsupported("blob source vanished".into()));
         };
-        let mut out = vec![0u8; len as usize];
         let mut filled = 0;
         while filled < out.len() {
             let n = reader
@@ -661,6 +666,13 @@ impl<'o, 'a> ChunkSource<'o, 'a> {
             filled += n;
             self.pos += n as u64;
         }
+        Ok(())
+    }
+
+    /// The next `len` bytes from where the stream stands.
+    fn next_block(&mut self, len: u64) -> Result<Bytes> {
+        let mut out = vec![0u8; len as usize];
+        self.fill(&mut out)?;
         Ok(Bytes::from(out))
     }
 
@@ -677,39 +689,10 @@ impl<'o, 'a> ChunkSource<'o, 'a> {
         } else {
             out.reserve_exact(len as usize);
         }
-        let need_from = offset + out.len() as u64;
-        let io_err = |e: std::io::Error| Error::from_io(format!("blob {}", self.digest), e);
-        if self.reader.is_none() || self.pos > need_from {
-            tracing::debug!(
-                "blob {}: reading the source again from the start",
-                self.digest
-            );
-            self.reader = Some((self.opener)()?);
-            self.pos = 0;
-        }
-        let Some(reader) = self.reader.as_mut() else {
-            return Err(Error::Unsupported("blob source vanished".into()));
-        };
-        if need_from > self.pos {
-            let want = need_from - self.pos;
-            let skipped = std::io::copy(&mut reader.by_ref().take(want), &mut std::io::sink())
-                .map_err(io_err)?;
-            self.pos += skipped;
-            if skipped < want {
-                return Err(truncated(&self.digest, self.pos));
-            }
-        }
         let start = out.len();
+        self.reposition(offset + start as u64)?;
         out.resize(len as usize, 0);
-        let mut filled = start;
-        while filled < out.len() {
-            let n = reader.read(&mut out[filled..]).map_err(io_err)?;
-            if n == 0 {
-                return Err(truncated(&self.digest, self.pos));
-            }
-            filled += n;
-            self.pos += n as u64;
-        }
+        self.fill(&mut out[start..])?;
         self.buf = Bytes::from(out);
         self.buf_start = offset;
         Ok(self.buf.clone())
