@@ -451,6 +451,30 @@ impl MergedTree {
         paths: &[&Path],
         limit: u64,
     ) -> Result<Vec<Vec<u8>>> {
+        let mut out = vec![Vec::new(); paths.len()];
+        self.visit_contents(src, paths, &mut |layer, idx, body| {
+            let mut buf = Vec::new();
+            body.take(limit)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::from_io(layer, e))?;
+            for &i in idx {
+                out[i] = buf.clone();
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Streams the regular files at `paths` (symlinks followed) to `visit`,
+    /// one partial pass per layer involved, each body read once: `visit`
+    /// gets the layer's digest (for errors), the indexes in `paths` that
+    /// share this body, and the body. Nothing is buffered here.
+    pub fn visit_contents(
+        &self,
+        src: &dyn ImageSource,
+        paths: &[&Path],
+        visit: &mut ContentVisitor<'_>,
+    ) -> Result<()> {
         let mut wanted: BTreeMap<ContentRef, Vec<usize>> = BTreeMap::new();
         for (i, p) in paths.iter().enumerate() {
             let resolved = self.resolve_symlinks(p)?;
@@ -465,7 +489,6 @@ impl MergedTree {
             })?;
             wanted.entry(c).or_default().push(i);
         }
-        let mut out = vec![Vec::new(); paths.len()];
         let mut by_layer: BTreeMap<u32, Vec<(u64, Vec<usize>)>> = BTreeMap::new();
         for (c, idx) in wanted {
             by_layer.entry(c.layer).or_default().push((c.ordinal, idx));
@@ -485,14 +508,9 @@ impl MergedTree {
                 if ordinal != *want {
                     return Ok(true);
                 }
-                let mut buf = Vec::new();
-                scan::entry_body(entry)
-                    .and_then(|b| b.take(limit).read_to_end(&mut buf))
-                    .map_err(|e| Error::from_io(&name, e))?;
                 if let Some((_, idx)) = it.next() {
-                    for i in idx {
-                        out[i] = buf.clone();
-                    }
+                    let mut body = scan::entry_body(entry).map_err(|e| Error::from_io(&name, e))?;
+                    visit(&name, &idx, &mut body)?;
                 }
                 Ok(it.peek().is_some())
             })?;
@@ -503,7 +521,7 @@ impl MergedTree {
                 ));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The path of a key (for modules that walk keys).
@@ -511,6 +529,10 @@ impl MergedTree {
         key_path(k)
     }
 }
+
+/// What [`MergedTree::visit_contents`] calls per body: the layer's digest,
+/// the indexes of the paths that share the body, and the body.
+pub type ContentVisitor<'a> = dyn FnMut(&str, &[usize], &mut dyn Read) -> Result<()> + 'a;
 
 /// Reads every layer's records with up to `threads` layers in flight.
 fn scan_all(

@@ -3,7 +3,7 @@
 //! repository directory. File heads are read in one pass per layer and
 //! cached, never file by file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::elf::HEADER_LEN;
 use crate::error::{Error, Result};
 use crate::layer::select::Picks;
-use crate::layer::{scan, FileKind, MergedTree, TreeEntry};
+use crate::layer::{FileKind, MergedTree, TreeEntry};
 use crate::transport::ImageSource;
 use crate::tree::{ImageTree, MemTree, Node};
 
@@ -135,70 +135,29 @@ impl ImageTree for MergedImage<'_> {
     }
 }
 
-/// Streams whole regular files of a merged tree to `visit`: one partial
-/// pass per layer holding any of them, each file's body read once (bounded
-/// memory: nothing is buffered, except a body two requested paths share).
+/// Streams whole regular files of a merged tree to `visit`, by index into
+/// `rels` ([`MergedTree::visit_contents`]: one partial pass per layer, each
+/// body read once; a body two requested paths share is buffered so each
+/// index gets its own reader).
 pub fn visit_merged(
     tree: &MergedTree,
     src: &dyn ImageSource,
     rels: &[(usize, PathBuf)],
     visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
-    let mut wanted: BTreeMap<u32, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
-    for (i, p) in rels {
-        let resolved = tree.resolve_symlinks(p)?;
-        let e = tree.get(&resolved).ok_or_else(|| {
-            Error::not_found(format!("{}", p.display()), "the image's merged tree")
-        })?;
-        let c = e.content.filter(|_| e.is_regular()).ok_or_else(|| {
-            Error::invalid(format!("/{}", resolved.display()), "not a regular file")
-        })?;
-        wanted
-            .entry(c.layer)
-            .or_default()
-            .entry(c.ordinal)
-            .or_default()
-            .push(*i);
-    }
-    for (layer, list) in wanted {
-        let desc = &tree
-            .layers()
-            .get(layer as usize)
-            .ok_or_else(|| Error::invalid("merged tree", format!("no layer {layer}")))?
-            .descriptor;
-        let name = desc.digest().to_string();
-        let mut it = list.into_iter().peekable();
-        scan::walk_layer(src, desc, scan::Check::Partial, |ordinal, entry| {
-            let Some((want, _)) = it.peek() else {
-                return Ok(false);
-            };
-            if ordinal != *want {
-                return Ok(true);
-            }
-            let Some((_, idx)) = it.next() else {
-                return Ok(false);
-            };
-            let mut body = scan::entry_body(entry).map_err(|e| Error::from_io(&name, e))?;
-            if let [only] = idx.as_slice() {
-                visit(*only, &mut body)?;
-            } else {
-                let mut buf = Vec::new();
-                body.read_to_end(&mut buf)
-                    .map_err(|e| Error::from_io(&name, e))?;
-                for i in idx {
-                    visit(i, &mut buf.as_slice())?;
-                }
-            }
-            Ok(it.peek().is_some())
-        })?;
-        if it.peek().is_some() {
-            return Err(Error::invalid(
-                &name,
-                "layer ended before an entry it listed",
-            ));
+    let paths: Vec<&Path> = rels.iter().map(|(_, p)| p.as_path()).collect();
+    tree.visit_contents(src, &paths, &mut |layer, idx, body| {
+        if let [only] = idx {
+            return visit(rels[*only].0, body);
         }
-    }
-    Ok(())
+        let mut buf = Vec::new();
+        body.read_to_end(&mut buf)
+            .map_err(|e| Error::from_io(layer, e))?;
+        for &k in idx {
+            visit(rels[k].0, &mut buf.as_slice())?;
+        }
+        Ok(())
+    })
 }
 
 /// What a selection puts in the new layer, at its destination paths.
