@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::tree::{FileKind, ImageTree, MemTree, Node};
+use crate::tree::{FileKind, ImagePath, ImageTree, MemTree, Node};
 
 pub const ALTDIR: &str = "/etc/alternatives";
 pub const ADMINDIR: &str = "/var/lib/dpkg/alternatives";
@@ -231,7 +231,7 @@ pub enum Change {
 /// results of the previous ones.
 pub struct Alternatives<'a> {
     base: &'a dyn ImageTree,
-    pending: BTreeMap<String, Change>,
+    pending: BTreeMap<ImagePath, Change>,
     warnings: Vec<String>,
 }
 
@@ -245,8 +245,12 @@ impl<'a> Alternatives<'a> {
     }
 
     /// Every changed path, sorted.
-    pub fn changes(&self) -> &BTreeMap<String, Change> {
+    pub fn changes(&self) -> &BTreeMap<ImagePath, Change> {
         &self.pending
+    }
+
+    fn change(&mut self, path: impl Into<ImagePath>, c: Change) {
+        self.pending.insert(path.into(), c);
     }
 
     /// What update-alternatives would have printed as warnings.
@@ -267,22 +271,22 @@ impl<'a> Alternatives<'a> {
     }
 
     fn exists(&self, path: &str) -> bool {
-        self.view().resolve(path).is_ok()
+        self.view().resolve(&ImagePath::from(path)).is_ok()
     }
 
     fn classify(&self, path: &str) -> Option<FileKind> {
-        self.view().node(path).map(|n| n.kind)
+        self.view().node(&ImagePath::from(path)).map(|n| n.kind)
     }
 
     fn readlink(&self, path: &str) -> Option<String> {
         self.view()
-            .node(path)
+            .node(&ImagePath::from(path))
             .filter(|n| n.kind == FileKind::Symlink)
             .and_then(|n| n.link)
     }
 
     fn state_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let path = format!("{ADMINDIR}/{name}");
+        let path = ImagePath::from(format!("{ADMINDIR}/{name}"));
         let view = self.view();
         match view.node(&path) {
             None => Ok(None),
@@ -314,7 +318,7 @@ impl<'a> Alternatives<'a> {
     /// Every readable link group of the image (corrupt ones are skipped,
     /// as update-alternatives' lax loader does).
     fn load_all(&self) -> Result<Vec<AltState>> {
-        let mut names = self.view().children(ADMINDIR);
+        let mut names = self.view().children(&ImagePath::from(ADMINDIR));
         names.retain(|n| !n.ends_with(".dpkg-tmp"));
         names.sort();
         let mut out = Vec::new();
@@ -541,9 +545,8 @@ impl<'a> Alternatives<'a> {
         if self.classify(&a.link) == Some(FileKind::Symlink) && a.link != inst.link {
             // checked_mv(old master link, new master link)
             if let Some(t) = self.readlink(&a.link) {
-                self.pending.insert(a.link.clone(), Change::Removed);
-                self.pending
-                    .insert(inst.link.clone(), Change::Symlink { target: t });
+                self.change(a.link.clone(), Change::Removed);
+                self.change(inst.link.clone(), Change::Symlink { target: t });
             }
         }
         a.link = inst.link.clone();
@@ -561,11 +564,10 @@ impl<'a> Alternatives<'a> {
             if old != *slink && self.classify(&old) == Some(FileKind::Symlink) {
                 let rename = new_file.as_deref().is_some_and(|f| self.exists(f));
                 let target = self.readlink(&old);
-                self.pending.insert(old.clone(), Change::Removed);
+                self.change(old.clone(), Change::Removed);
                 if rename {
                     if let Some(t) = target {
-                        self.pending
-                            .insert(slink.clone(), Change::Symlink { target: t });
+                        self.change(slink.clone(), Change::Symlink { target: t });
                     }
                 }
             }
@@ -606,7 +608,7 @@ impl<'a> Alternatives<'a> {
     }
 
     fn save(&mut self, a: &AltState) {
-        self.pending.insert(
+        self.change(
             format!("{ADMINDIR}/{}", a.name),
             Change::File {
                 content: a.render(),
@@ -616,7 +618,7 @@ impl<'a> Alternatives<'a> {
 
     fn install_single(&mut self, name: &str, link: &str, file: &str) {
         let alt = format!("{ALTDIR}/{name}");
-        self.pending.insert(
+        self.change(
             alt.clone(),
             Change::Symlink {
                 target: file.to_string(),
@@ -632,8 +634,7 @@ impl<'a> Alternatives<'a> {
             None => true,
         };
         if needs_update {
-            self.pending
-                .insert(link.to_string(), Change::Symlink { target: alt });
+            self.change(link.to_string(), Change::Symlink { target: alt });
         }
     }
 
@@ -658,7 +659,7 @@ impl<'a> Alternatives<'a> {
             }
             match self.classify(slink) {
                 Some(FileKind::Symlink) => {
-                    self.pending.insert(slink.clone(), Change::Removed);
+                    self.change(slink.clone(), Change::Removed);
                 }
                 Some(_) => self
                     .warnings
@@ -667,7 +668,7 @@ impl<'a> Alternatives<'a> {
             }
             let alt = format!("{ALTDIR}/{sname}");
             if self.classify(&alt).is_some() {
-                self.pending.insert(alt, Change::Removed);
+                self.change(alt, Change::Removed);
             }
         }
         Ok(())
@@ -713,7 +714,7 @@ fn check_name(name: &str) -> Result<()> {
 /// The image with pending alternatives changes on top.
 pub struct View<'a> {
     base: &'a dyn ImageTree,
-    pending: &'a BTreeMap<String, Change>,
+    pending: &'a BTreeMap<ImagePath, Change>,
 }
 
 impl ImageTree for View<'_> {
@@ -721,7 +722,7 @@ impl ImageTree for View<'_> {
         format!("{} + alternatives", self.base.name())
     }
 
-    fn node(&self, path: &str) -> Option<Node> {
+    fn node(&self, path: &ImagePath) -> Option<Node> {
         match self.pending.get(path) {
             Some(Change::Removed) => None,
             Some(Change::Symlink { target }) => Some(Node::symlink(target)),
@@ -730,7 +731,7 @@ impl ImageTree for View<'_> {
         }
     }
 
-    fn paths(&self) -> Vec<String> {
+    fn paths(&self) -> Vec<ImagePath> {
         let mut all = self.base.paths();
         all.extend(self.pending.keys().cloned());
         all.sort();
@@ -739,7 +740,7 @@ impl ImageTree for View<'_> {
         all
     }
 
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>> {
         match self.pending.get(path) {
             Some(Change::File { content }) => Ok(content[..len.min(content.len())].to_vec()),
             Some(_) => Err(Error::not_found(
@@ -752,14 +753,14 @@ impl ImageTree for View<'_> {
 }
 
 /// Applies changes to an in-memory tree (tests, previews).
-pub fn apply(tree: &mut MemTree, changes: &BTreeMap<String, Change>) {
+pub fn apply(tree: &mut MemTree, changes: &BTreeMap<ImagePath, Change>) {
     for (path, c) in changes {
         match c {
             Change::Symlink { target } => {
-                tree.add_symlink(path, target);
+                tree.add_symlink(path.clone(), target);
             }
             Change::File { content } => {
-                tree.add_file(path, content);
+                tree.add_file(path.clone(), content);
             }
             Change::Removed => tree.remove(path),
         }

@@ -42,7 +42,7 @@ use crate::guard::elf::ElfCheck;
 use crate::guard::GuardOutcome;
 use crate::image::ResolvedImage;
 use crate::layer::scan::{self, Check};
-use crate::layer::{ContentRef, FileKind, MergedTree, TreeEntry};
+use crate::layer::{ContentRef, FileKind, ImagePath, MergedTree, TreeEntry};
 use crate::platform::TargetArch;
 use crate::provenance::Provenance;
 use crate::transport::ImageSource;
@@ -126,10 +126,10 @@ pub enum FileType {
 
 /// One requested tree: where it is in the image, where it lands.
 struct Root {
-    /// As asked (normalised, relative): its place in the target.
-    named: PathBuf,
+    /// As asked: its place in the image names its place in the target.
+    named: ImagePath,
     /// Resolved inside the image.
-    resolved: PathBuf,
+    resolved: ImagePath,
 }
 
 /// One entry to write, keyed by its target path.
@@ -140,7 +140,7 @@ struct Item {
     content: Option<ContentRef>,
     link: Option<PathBuf>,
     /// Where it is in the image (for messages).
-    image_path: PathBuf,
+    image_path: ImagePath,
 }
 
 /// Extracts `req.paths` of `img` into `dir` (absent or empty). Returns the
@@ -154,7 +154,7 @@ pub fn extract(
     if req.paths.is_empty() {
         return Err(Error::invalid("extract", "no --path given"));
     }
-    let named: Vec<PathBuf> = req
+    let named: Vec<ImagePath> = req
         .paths
         .iter()
         .map(|p| requested_path(p))
@@ -163,17 +163,14 @@ pub fn extract(
     let mut roots = Vec::new();
     for n in named {
         let resolved = tree.resolve_symlinks(&n)?;
-        if !resolved.as_os_str().is_empty() && tree.get(&resolved).is_none() {
+        if !resolved.is_root() && tree.get(&resolved).is_none() {
             let via = if resolved != n {
-                format!(
-                    " (a symlink to /{}, which does not exist)",
-                    resolved.display()
-                )
+                format!(" (a symlink to {resolved}, which does not exist)")
             } else {
                 String::new()
             };
             return Err(Error::not_found(
-                format!("path /{}{via}", n.display()),
+                format!("path {n}{via}"),
                 format!("image {}", req.reference),
             ));
         }
@@ -231,7 +228,7 @@ pub fn extract(
 
 /// `/artifacts`, `artifacts/`, `/` → a relative normalised path; `..` is
 /// refused (the path is read inside the image, never climbing).
-fn requested_path(p: &str) -> Result<PathBuf> {
+fn requested_path(p: &str) -> Result<ImagePath> {
     let mut out = PathBuf::new();
     for c in Path::new(p).components() {
         match c {
@@ -248,7 +245,7 @@ fn requested_path(p: &str) -> Result<PathBuf> {
     if out.as_os_str().to_str().is_none() {
         return Err(Error::invalid(format!("--path {p}"), "not UTF-8"));
     }
-    Ok(out)
+    Ok(ImagePath::from_normalized(out))
 }
 
 /// Every target path with what goes there, and the skipped entries.
@@ -258,14 +255,14 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
     for r in roots {
         // The directories leading to the requested name.
         let mut anc = PathBuf::new();
-        let comps: Vec<_> = r.named.components().collect();
+        let comps: Vec<_> = r.named.rel().components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
             anc.push(c);
             if items.contains_key(&anc) {
                 continue;
             }
             let image = tree
-                .resolve_symlinks(&anc)
+                .resolve_symlinks(&ImagePath::from_normalized(anc.clone()))
                 .ok()
                 .and_then(|p| tree.get(&p))
                 .filter(|e| e.kind == FileKind::Dir);
@@ -277,11 +274,11 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                     mtime: image.map(|e| e.mtime),
                     content: None,
                     link: None,
-                    image_path: anc.clone(),
+                    image_path: ImagePath::from_normalized(anc.clone()),
                 },
             );
         }
-        let top = if r.resolved.as_os_str().is_empty() {
+        let top = if r.resolved.is_root() {
             None
         } else {
             tree.get(&r.resolved)
@@ -291,15 +288,15 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                 .filter(|_| top.is_none_or(|t| t.kind == FileKind::Dir)),
         );
         for e in entries {
-            let rel = e.path.strip_prefix(&r.resolved).unwrap_or(&e.path);
-            let dest = if rel.as_os_str().is_empty() {
-                r.named.clone()
-            } else {
-                r.named.join(rel)
-            };
+            let rel = e
+                .path
+                .rel()
+                .strip_prefix(r.resolved.rel())
+                .unwrap_or(e.path.rel());
+            let dest = r.named.join(rel).into_rel();
             if dest.as_os_str().to_str().is_none() {
                 return Err(Error::invalid(
-                    format!("/{}", e.path.display()),
+                    e.path.to_string(),
                     "name is not UTF-8 (SHA256SUMS and the metadata need text names)",
                 ));
             }
@@ -311,8 +308,8 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                     item(e, FileType::Symlink, Some(link))
                 }
                 FileKind::Char | FileKind::Block | FileKind::Fifo => {
-                    tracing::warn!(path = %e.path.display(), "not extracting a device node or FIFO");
-                    skipped.insert(format!("/{}", e.path.display()));
+                    tracing::warn!(path = %e.path, "not extracting a device node or FIFO");
+                    skipped.insert(e.path.to_string());
                     continue;
                 }
             };
@@ -324,9 +321,8 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                     return Err(Error::invalid(
                         format!("{}", dest.display()),
                         format!(
-                            "two requested paths land here (/{} and /{})",
-                            old.image_path.display(),
-                            e.path.display()
+                            "two requested paths land here ({} and {})",
+                            old.image_path, e.path
                         ),
                     ))
                 }
@@ -355,7 +351,7 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
             mtime: None,
             content: None,
             link: None,
-            image_path: a,
+            image_path: ImagePath::from(a.as_path()),
         });
     }
     for (dest, _) in items.iter() {
@@ -376,10 +372,10 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                     return Err(Error::invalid(
                         format!("{}", dest.display()),
                         format!(
-                            "requested paths overlap: its parent {} is a {:?} (/{})",
+                            "requested paths overlap: its parent {} is a {:?} ({})",
                             a.display(),
                             i.kind,
-                            i.image_path.display()
+                            i.image_path
                         ),
                     ))
                 }
@@ -419,13 +415,13 @@ fn symlink_in_target(
     dest: &Path,
 ) -> Result<PathBuf> {
     let target = e.link.clone().unwrap_or_default();
-    let from = e.path.parent().unwrap_or(Path::new("")).join(&target);
-    let resolved = tree.resolve_symlinks(&from)?;
+    let resolved = tree.resolve_link(&e.path.parent(), &target)?;
     let lands = roots.iter().find_map(|r| {
         resolved
-            .strip_prefix(&r.resolved)
+            .rel()
+            .strip_prefix(r.resolved.rel())
             .ok()
-            .map(|rest| r.named.join(rest))
+            .map(|rest| r.named.join(rest).into_rel())
     });
     let Some(lands) = lands else {
         return Err(Error::UnsafePath {
@@ -433,11 +429,10 @@ fn symlink_in_target(
                 .layers()
                 .get(e.layer as usize)
                 .map_or_else(|| e.layer.to_string(), |l| l.descriptor.digest().to_string()),
-            entry: format!("/{}", e.path.display()),
+            entry: e.path.to_string(),
             reason: format!(
-                "symlink to {} leads to /{}, outside the extracted paths (extract that path too, or the file it names)",
-                target.display(),
-                resolved.display()
+                "symlink to {} leads to {resolved}, outside the extracted paths (extract that path too, or the file it names)",
+                target.display()
             ),
         });
     };
@@ -521,7 +516,7 @@ fn write_items(
                 if let Some(check) = elf.as_deref_mut() {
                     if w.size >= 4 {
                         for d in dests {
-                            check.observe(&format!("/{}", d.display()), &prefix);
+                            check.observe(&ImagePath::from(*d), &prefix);
                         }
                     }
                 }
@@ -724,12 +719,9 @@ mod tests {
 
     #[test]
     fn requested_paths() {
-        assert_eq!(
-            requested_path("/artifacts/").unwrap(),
-            Path::new("artifacts")
-        );
-        assert_eq!(requested_path("/").unwrap(), Path::new(""));
-        assert_eq!(requested_path("./a/./b").unwrap(), Path::new("a/b"));
+        assert_eq!(requested_path("/artifacts/").unwrap(), "/artifacts");
+        assert_eq!(requested_path("/").unwrap(), "/");
+        assert_eq!(requested_path("./a/./b").unwrap(), "/a/b");
         assert!(requested_path("/a/../etc").is_err());
     }
 }

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 
 use crate::layer::path::MAX_SYMLINK_HOPS;
+/// Paths in this view are the layer engine's own type.
+pub use crate::layer::ImagePath;
 
 /// The kind of an entry: the layer engine's own type, so a merged tree and
 /// this view never disagree on what an entry is.
@@ -67,11 +69,11 @@ impl Node {
 /// Where a path leads after following every symlink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The final, symlink-free absolute path.
-    pub path: String,
+    /// The final, symlink-free path.
+    pub path: ImagePath,
     pub node: Node,
     /// Every link followed, as `(link path, target as stored)`.
-    pub chain: Vec<(String, String)>,
+    pub chain: Vec<(ImagePath, String)>,
 }
 
 /// Why a path does not resolve.
@@ -79,13 +81,13 @@ pub struct Resolved {
 pub enum ResolveError {
     /// `missing` does not exist (after following `chain`).
     Missing {
-        missing: String,
-        chain: Vec<(String, String)>,
+        missing: ImagePath,
+        chain: Vec<(ImagePath, String)>,
     },
     /// A component that must be a directory is not one.
-    NotDir { path: String },
+    NotDir { path: ImagePath },
     /// More than [`MAX_SYMLINK_HOPS`] links.
-    Loop { chain: Vec<(String, String)> },
+    Loop { chain: Vec<(ImagePath, String)> },
 }
 
 impl std::fmt::Display for ResolveError {
@@ -107,11 +109,11 @@ impl std::fmt::Display for ResolveError {
 }
 
 /// `a -> b -> c` for messages.
-pub fn format_chain(chain: &[(String, String)]) -> String {
+pub fn format_chain(chain: &[(ImagePath, String)]) -> String {
     let mut s = String::new();
     for (i, (link, target)) in chain.iter().enumerate() {
         if i == 0 {
-            s.push_str(link);
+            s.push_str(&link.to_string());
         }
         s.push_str(" -> ");
         s.push_str(target);
@@ -119,34 +121,27 @@ pub fn format_chain(chain: &[(String, String)]) -> String {
     s
 }
 
-/// Read access to a merged image filesystem. Paths are absolute and
-/// normalised (`/usr/bin/cc`; the root is `/`).
+/// Read access to a merged image filesystem, by [`ImagePath`].
 pub trait ImageTree {
     /// For messages (a reference or a description).
     fn name(&self) -> String;
     /// The entry at `path`, without following a final symlink.
-    fn node(&self, path: &str) -> Option<Node>;
-    /// Every path, sorted.
-    fn paths(&self) -> Vec<String>;
+    fn node(&self, path: &ImagePath) -> Option<Node>;
+    /// Every path (the root excepted), in [`ImagePath`] order.
+    fn paths(&self) -> Vec<ImagePath>;
     /// The first `len` bytes of a regular file (or of what a hard link
     /// names).
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>>;
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>>;
 
     /// The names directly below `dir` (default: a scan of [`paths`]).
     ///
     /// [`paths`]: ImageTree::paths
-    fn children(&self, dir: &str) -> Vec<String> {
-        let prefix = if dir == "/" {
-            "/".to_string()
-        } else {
-            format!("{dir}/")
-        };
+    fn children(&self, dir: &ImagePath) -> Vec<String> {
+        let depth = dir.depth() + 1;
         self.paths()
             .into_iter()
-            .filter_map(|p| {
-                let rest = p.strip_prefix(&prefix)?;
-                (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string())
-            })
+            .filter(|p| p.depth() == depth && p.starts_with(dir))
+            .filter_map(|p| p.file_name().map(str::to_string))
             .collect()
     }
 
@@ -158,7 +153,7 @@ pub trait ImageTree {
     /// [`read_prefix`]: ImageTree::read_prefix
     fn visit_files(
         &self,
-        paths: &[String],
+        paths: &[ImagePath],
         visit: &mut dyn FnMut(usize, &mut dyn std::io::Read) -> Result<()>,
     ) -> Result<()> {
         for (i, p) in paths.iter().enumerate() {
@@ -170,35 +165,39 @@ pub trait ImageTree {
 
     /// Follows symlinks inside the image, like `realpath` in a chroot: an
     /// absolute target restarts at the image root, `..` stops at the root.
-    fn resolve(&self, path: &str) -> std::result::Result<Resolved, ResolveError> {
+    fn resolve(&self, path: &ImagePath) -> std::result::Result<Resolved, ResolveError> {
         resolve_in(self, path)
     }
 }
 
 fn resolve_in<T: ImageTree + ?Sized>(
     tree: &T,
-    path: &str,
+    path: &ImagePath,
 ) -> std::result::Result<Resolved, ResolveError> {
-    let mut chain: Vec<(String, String)> = Vec::new();
+    let mut chain: Vec<(ImagePath, String)> = Vec::new();
     // Components still to walk, in reverse order (a stack).
-    let mut todo: Vec<String> = split(path).rev().map(str::to_string).collect();
-    let mut done: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = path
+        .components()
+        .rev()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let mut done = ImagePath::root();
     let mut node = Node::dir(0o755);
     while let Some(c) = todo.pop() {
         match c.as_str() {
             "." | "" => continue,
             ".." => {
-                done.pop();
+                done = done.parent();
                 node = Node::dir(0o755);
                 continue;
             }
             _ => {}
         }
         if !matches!(node.kind, FileKind::Dir) {
-            return Err(ResolveError::NotDir { path: join(&done) });
+            return Err(ResolveError::NotDir { path: done });
         }
-        done.push(c);
-        let here = join(&done);
+        done = done.join(&c);
+        let here = done.clone();
         let Some(n) = tree.node(&here) else {
             return Err(ResolveError::Missing {
                 missing: here,
@@ -211,48 +210,35 @@ fn resolve_in<T: ImageTree + ?Sized>(
             if chain.len() > MAX_SYMLINK_HOPS {
                 return Err(ResolveError::Loop { chain });
             }
-            done.pop();
+            done = done.parent();
             if target.starts_with('/') {
-                done.clear();
+                done = ImagePath::root();
             }
-            todo.extend(split(&target).rev().map(str::to_string));
+            todo.extend(
+                target
+                    .split('/')
+                    .filter(|c| !c.is_empty())
+                    .rev()
+                    .map(str::to_string),
+            );
             node = Node::dir(0o755);
             continue;
         }
         node = n;
     }
     Ok(Resolved {
-        path: join(&done),
+        path: done,
         node,
         chain,
     })
 }
 
-fn split(p: &str) -> impl DoubleEndedIterator<Item = &str> {
-    p.split('/').filter(|c| !c.is_empty())
-}
-
-fn join(parts: &[String]) -> String {
-    if parts.is_empty() {
-        "/".to_string()
-    } else {
-        format!("/{}", parts.join("/"))
-    }
-}
-
-/// The parent directory of an absolute path (`/` for top-level entries).
-pub fn parent(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
-}
-
 /// An in-memory tree: tests, and the entries a step generates itself.
+/// Its builders take anything that names an [`ImagePath`] (`"/usr/bin/cc"`).
 #[derive(Debug, Clone, Default)]
 pub struct MemTree {
     name: String,
-    entries: BTreeMap<String, (Node, Vec<u8>)>,
+    entries: BTreeMap<ImagePath, (Node, Vec<u8>)>,
 }
 
 impl MemTree {
@@ -264,22 +250,27 @@ impl MemTree {
     }
 
     /// Adds an entry, creating missing parent directories (0755, root).
-    pub fn insert(&mut self, path: &str, node: Node, content: Vec<u8>) {
-        let mut p = parent(path);
-        while p != "/" && !self.entries.contains_key(p) {
-            self.entries
-                .insert(p.to_string(), (Node::dir(0o755), Vec::new()));
-            p = parent(p);
+    /// The root itself is not an entry.
+    pub fn insert(&mut self, path: impl Into<ImagePath>, node: Node, content: Vec<u8>) {
+        let path = path.into();
+        if path.is_root() {
+            return;
         }
-        self.entries.insert(path.to_string(), (node, content));
+        let mut p = path.parent();
+        while !p.is_root() && !self.entries.contains_key(&p) {
+            let up = p.parent();
+            self.entries.insert(p, (Node::dir(0o755), Vec::new()));
+            p = up;
+        }
+        self.entries.insert(path, (node, content));
     }
 
-    pub fn add_dir(&mut self, path: &str) -> &mut Self {
+    pub fn add_dir(&mut self, path: impl Into<ImagePath>) -> &mut Self {
         self.insert(path, Node::dir(0o755), Vec::new());
         self
     }
 
-    pub fn add_file(&mut self, path: &str, content: &[u8]) -> &mut Self {
+    pub fn add_file(&mut self, path: impl Into<ImagePath>, content: &[u8]) -> &mut Self {
         self.insert(
             path,
             Node::file(0o644, content.len() as u64),
@@ -288,22 +279,21 @@ impl MemTree {
         self
     }
 
-    pub fn add_symlink(&mut self, path: &str, target: &str) -> &mut Self {
+    pub fn add_symlink(&mut self, path: impl Into<ImagePath>, target: &str) -> &mut Self {
         self.insert(path, Node::symlink(target), Vec::new());
         self
     }
 
     /// Removes an entry and everything below it.
-    pub fn remove(&mut self, path: &str) {
-        let prefix = format!("{path}/");
-        self.entries
-            .retain(|p, _| p != path && !p.starts_with(&prefix));
+    pub fn remove(&mut self, path: &ImagePath) {
+        self.entries.retain(|p, _| !p.starts_with(path));
     }
 
-    pub fn add_hardlink(&mut self, path: &str, target: &str) -> &mut Self {
+    /// A hard link to `target` (an absolute path in the image).
+    pub fn add_hardlink(&mut self, path: impl Into<ImagePath>, target: &str) -> &mut Self {
         let mut n = Node::file(0o644, 0);
         n.kind = FileKind::HardLink;
-        n.link = Some(target.to_string());
+        n.link = Some(ImagePath::from(target).to_string());
         self.insert(path, n, Vec::new());
         self
     }
@@ -314,23 +304,23 @@ impl ImageTree for MemTree {
         self.name.clone()
     }
 
-    fn node(&self, path: &str) -> Option<Node> {
-        if path == "/" {
+    fn node(&self, path: &ImagePath) -> Option<Node> {
+        if path.is_root() {
             return Some(Node::dir(0o755));
         }
         self.entries.get(path).map(|(n, _)| n.clone())
     }
 
-    fn paths(&self) -> Vec<String> {
+    fn paths(&self) -> Vec<ImagePath> {
         self.entries.keys().cloned().collect()
     }
 
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
-        let mut p = path.to_string();
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>> {
+        let mut p = path.clone();
         for _ in 0..2 {
             match self.entries.get(&p) {
                 Some((n, _)) if n.kind == FileKind::HardLink => {
-                    p = n.link.clone().unwrap_or_default();
+                    p = ImagePath::from(n.link.as_deref().unwrap_or_default());
                 }
                 Some((n, c)) if n.kind == FileKind::File => {
                     return Ok(c[..len.min(c.len())].to_vec());
@@ -360,12 +350,12 @@ impl ImageTree for Stack<'_> {
             .join(" + ")
     }
 
-    fn node(&self, path: &str) -> Option<Node> {
+    fn node(&self, path: &ImagePath) -> Option<Node> {
         self.layers.iter().rev().find_map(|t| t.node(path))
     }
 
-    fn paths(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.layers.iter().flat_map(|t| t.paths()).collect();
+    fn paths(&self) -> Vec<ImagePath> {
+        let mut all: Vec<ImagePath> = self.layers.iter().flat_map(|t| t.paths()).collect();
         all.sort();
         all.dedup();
         all
@@ -373,7 +363,7 @@ impl ImageTree for Stack<'_> {
 
     fn visit_files(
         &self,
-        paths: &[String],
+        paths: &[ImagePath],
         visit: &mut dyn FnMut(usize, &mut dyn std::io::Read) -> Result<()>,
     ) -> Result<()> {
         // Each path from the topmost tree that has it, each tree once.
@@ -385,13 +375,13 @@ impl ImageTree for Stack<'_> {
             }
         }
         for (t, idx) in by_tree {
-            let sub: Vec<String> = idx.iter().map(|&i| paths[i].clone()).collect();
+            let sub: Vec<ImagePath> = idx.iter().map(|&i| paths[i].clone()).collect();
             self.layers[t].visit_files(&sub, &mut |k, r| visit(idx[k], r))?;
         }
         Ok(())
     }
 
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>> {
         for t in self.layers.iter().rev() {
             if t.node(path).is_some() {
                 return t.read_prefix(path, len);
@@ -430,7 +420,7 @@ mod tests {
     #[test]
     fn resolves_chains_inside_the_image() {
         let t = tree();
-        let r = t.resolve("/usr/bin/cc").unwrap();
+        let r = t.resolve(&"/usr/bin/cc".into()).unwrap();
         assert_eq!(r.path, "/opt/gcc-16.1.0/bin/gcc");
         assert_eq!(r.node.kind, FileKind::File);
         assert_eq!(
@@ -438,22 +428,22 @@ mod tests {
             "/usr/bin/cc -> /etc/alternatives/cc -> /opt/gcc-16.1.0/bin/gcc"
         );
         assert_eq!(
-            t.resolve("/lib/libc.so.6").unwrap().path,
+            t.resolve(&"/lib/libc.so.6".into()).unwrap().path,
             "/usr/lib/libc.so.6"
         );
         // `..` never climbs above the image root.
-        assert_eq!(t.resolve("/up").unwrap().path, "/usr/lib/libc.so.6");
+        assert_eq!(t.resolve(&"/up".into()).unwrap().path, "/usr/lib/libc.so.6");
         assert_eq!(
-            t.resolve("/opt/gcc-16.1.0/bin/cc").unwrap().path,
+            t.resolve(&"/opt/gcc-16.1.0/bin/cc".into()).unwrap().path,
             "/opt/gcc-16.1.0/bin/gcc"
         );
-        assert_eq!(t.resolve("/").unwrap().path, "/");
+        assert_eq!(t.resolve(&"/".into()).unwrap().path, "/");
     }
 
     #[test]
     fn reports_dangling_loops_and_non_dirs() {
         let t = tree();
-        match t.resolve("/dangling").unwrap_err() {
+        match t.resolve(&"/dangling".into()).unwrap_err() {
             ResolveError::Missing { missing, chain } => {
                 assert_eq!(missing, "/nowhere");
                 assert_eq!(chain.len(), 1);
@@ -461,11 +451,11 @@ mod tests {
             e => panic!("{e:?}"),
         }
         assert!(matches!(
-            t.resolve("/loop/a").unwrap_err(),
+            t.resolve(&"/loop/a".into()).unwrap_err(),
             ResolveError::Loop { .. }
         ));
         assert!(matches!(
-            t.resolve("/usr/lib/libc.so.6/x").unwrap_err(),
+            t.resolve(&"/usr/lib/libc.so.6/x".into()).unwrap_err(),
             ResolveError::NotDir { .. }
         ));
     }
@@ -474,21 +464,27 @@ mod tests {
     fn prefixes_children_and_stacks() {
         let t = tree();
         assert_eq!(
-            t.read_prefix("/opt/gcc-16.1.0/bin/x86_64-linux-gnu-gcc", 2)
+            t.read_prefix(&"/opt/gcc-16.1.0/bin/x86_64-linux-gnu-gcc".into(), 2)
                 .unwrap(),
             b"\x7fE"
         );
-        assert!(t.read_prefix("/usr/bin/cc", 4).is_err());
-        assert_eq!(t.children("/loop"), ["a", "b"]);
-        assert!(t.children("/").contains(&"usr".to_string()));
+        assert!(t.read_prefix(&"/usr/bin/cc".into(), 4).is_err());
+        assert_eq!(t.children(&"/loop".into()), ["a", "b"]);
+        assert!(t.children(&"/".into()).contains(&"usr".to_string()));
 
         let mut upper = MemTree::new("upper");
         upper.add_symlink("/usr/bin/cc", "/usr/lib/libc.so.6");
         let s = Stack {
             layers: vec![&t, &upper],
         };
-        assert_eq!(s.resolve("/usr/bin/cc").unwrap().path, "/usr/lib/libc.so.6");
-        assert_eq!(s.read_prefix("/usr/lib/libc.so.6", 10).unwrap(), b"libc");
+        assert_eq!(
+            s.resolve(&"/usr/bin/cc".into()).unwrap().path,
+            "/usr/lib/libc.so.6"
+        );
+        assert_eq!(
+            s.read_prefix(&"/usr/lib/libc.so.6".into(), 10).unwrap(),
+            b"libc"
+        );
         assert!(s.paths().windows(2).all(|w| w[0] < w[1]));
     }
 }

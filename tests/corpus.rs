@@ -12,7 +12,9 @@ use common::tools::{require, run_ok};
 use common::trees::{assert_same_tree, fingerprint};
 use common::{ocipack_err, ocipack_ok, repo};
 use ocipack::image::resolve_image;
-use ocipack::layer::{layer_from_image, LayerOptions, MergedTree, SelectRule, Selection};
+use ocipack::layer::{
+    layer_from_image, ImagePath, LayerOptions, MergedTree, SelectRule, Selection,
+};
 use ocipack::layout::Layout;
 use ocipack::manifest::{canonical_json, Compression, RawManifest};
 use ocipack::reference::Reference;
@@ -481,15 +483,15 @@ fn a_layer_written_through_merged_usr_symlinks_lands_where_umoci_puts_it() {
         "/top",
     ] {
         assert!(
-            tree.get(Path::new(p)).is_some(),
+            tree.get(&ImagePath::from(p)).is_some(),
             "{p} not in the merged view"
         );
     }
-    assert!(tree.get(Path::new("/usr/lib/old")).is_none());
-    assert!(tree.get(Path::new("/usr/lib/sub/y")).is_none());
-    assert!(tree.get(Path::new("/usr/lib/sub/z")).is_some());
+    assert!(tree.get(&ImagePath::from("/usr/lib/old")).is_none());
+    assert!(tree.get(&ImagePath::from("/usr/lib/sub/y")).is_none());
+    assert!(tree.get(&ImagePath::from("/usr/lib/sub/z")).is_some());
     let x = tree
-        .read_file(src.as_ref(), Path::new("/lib/x"), 16)
+        .read_file(src.as_ref(), &ImagePath::from("/lib/x"), 16)
         .unwrap();
     assert_eq!(x, b"x\n");
     // The merged view as one layer: containerd (overlayfs) reads it as the

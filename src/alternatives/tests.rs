@@ -117,10 +117,13 @@ fn tree_snapshot(t: &MemTree) -> BTreeMap<String, Entry> {
         let n = t.node(&p).unwrap();
         match n.kind {
             FileKind::File => {
-                out.insert(p.clone(), Entry::File(t.read_prefix(&p, 1 << 20).unwrap()));
+                out.insert(
+                    p.to_string(),
+                    Entry::File(t.read_prefix(&p, 1 << 20).unwrap()),
+                );
             }
             FileKind::Symlink => {
-                out.insert(p, Entry::Symlink(n.link.unwrap()));
+                out.insert(p.to_string(), Entry::Symlink(n.link.unwrap()));
             }
             _ => {}
         }
@@ -332,20 +335,20 @@ fn renamed_master_link_and_choices_whose_files_vanished() {
     .unwrap();
     let c = ours.changes();
     assert_eq!(
-        c["/var/lib/dpkg/alternatives/cc"],
+        c[&ImagePath::from("/var/lib/dpkg/alternatives/cc")],
         Change::File {
             content: b"auto\n/usr/local/bin/cc\n\n/opt/a/gcc\n1\n/opt/b/gcc\n5\n\n".to_vec()
         }
     );
-    assert_eq!(c["/usr/bin/cc"], Change::Removed);
+    assert_eq!(c[&ImagePath::from("/usr/bin/cc")], Change::Removed);
     assert_eq!(
-        c["/usr/local/bin/cc"],
+        c[&ImagePath::from("/usr/local/bin/cc")],
         Change::Symlink {
             target: "/etc/alternatives/cc".into()
         }
     );
     assert_eq!(
-        c["/etc/alternatives/cc"],
+        c[&ImagePath::from("/etc/alternatives/cc")],
         Change::Symlink {
             target: "/opt/b/gcc".into()
         }

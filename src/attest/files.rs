@@ -13,12 +13,13 @@ use sha2::Sha256;
 
 use crate::endpoint::ImageSource;
 use crate::error::{Error, Result};
+use crate::layer::path::{entry_name, EntryName};
+use crate::layer::ImagePath;
 
 /// A regular file of an added layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSum {
-    /// Absolute path in the image (`/opt/x`).
-    pub path: String,
+    pub path: ImagePath,
     pub size: u64,
     pub sha1: String,
     pub sha256: String,
@@ -42,20 +43,12 @@ impl Write for Hashing {
     }
 }
 
-/// `./opt/x`, `opt/x`, `/opt/x` -> `/opt/x`.
-fn clean(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
-}
-
 /// Hashes every regular file of the layers (in order; a later layer's file
 /// replaces an earlier one at the same path, a whiteout removes it). Hard
-/// links take their target's sums.
+/// links take their target's sums. Names are read as every other layer
+/// reader reads them ([`entry_name`]).
 pub fn hash_layers(src: &dyn ImageSource, layers: &[Descriptor]) -> Result<Vec<FileSum>> {
-    let mut files: BTreeMap<String, FileSum> = BTreeMap::new();
+    let mut files: BTreeMap<ImagePath, FileSum> = BTreeMap::new();
     for (i, desc) in layers.iter().enumerate() {
         let what = format!("layer {}", desc.digest());
         let r = crate::layer::open_tar_stream(src, desc)?;
@@ -63,21 +56,24 @@ pub fn hash_layers(src: &dyn ImageSource, layers: &[Descriptor]) -> Result<Vec<F
         let entries = ar.entries().map_err(|e| Error::from_io(&what, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| Error::from_io(&what, e))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let path = clean(&raw);
-            let name = path.rsplit('/').next().unwrap_or("");
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let parent = crate::tree::parent(&path).to_string();
-                if hidden == ".wh..opq" {
-                    let prefix = format!("{}/", parent.trim_end_matches('/'));
-                    files.retain(|p, _| !p.starts_with(&prefix));
-                } else {
-                    let gone = format!("{}/{hidden}", parent.trim_end_matches('/'));
-                    files.remove(&gone);
+            let raw = entry.path().map_err(|e| Error::io(&what, e))?.into_owned();
+            let kind = entry.header().entry_type();
+            let name = entry_name(&raw, kind.is_dir())
+                .map_err(|r| Error::invalid(format!("{what}: entry {}", raw.display()), r))?;
+            let path = match name {
+                EntryName::Opaque(dir) => {
+                    let dir = ImagePath::from_normalized(dir);
+                    files.retain(|p, _| p == &dir || !p.starts_with(&dir));
+                    continue;
                 }
-                continue;
-            }
-            match entry.header().entry_type() {
+                EntryName::Whiteout(gone) => {
+                    let gone = ImagePath::from_normalized(gone);
+                    files.retain(|p, _| !p.starts_with(&gone));
+                    continue;
+                }
+                EntryName::Regular(p) => ImagePath::from_normalized(p),
+            };
+            match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let mut h = Hashing {
                         sha1: Sha1::new(),
@@ -98,10 +94,10 @@ pub fn hash_layers(src: &dyn ImageSource, layers: &[Descriptor]) -> Result<Vec<F
                 }
                 tar::EntryType::Link => {
                     let target = entry
-                        .link_name_bytes()
-                        .map(|b| clean(&String::from_utf8_lossy(&b)))
-                        .unwrap_or_default();
-                    if let Some(t) = files.get(&target).cloned() {
+                        .link_name()
+                        .map_err(|e| Error::io(&what, e))?
+                        .map(|t| ImagePath::from(t.as_ref()));
+                    if let Some(t) = target.and_then(|t| files.get(&t).cloned()) {
                         files.insert(
                             path.clone(),
                             FileSum {
@@ -120,15 +116,4 @@ pub fn hash_layers(src: &dyn ImageSource, layers: &[Descriptor]) -> Result<Vec<F
         }
     }
     Ok(files.into_values().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cleans_names() {
-        assert_eq!(clean("./opt/x"), "/opt/x");
-        assert_eq!(clean("opt//x/"), "/opt/x");
-    }
 }

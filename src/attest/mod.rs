@@ -19,7 +19,7 @@ use oci_spec::image::Descriptor;
 
 use crate::endpoint::ImageSource;
 use crate::guard::GuardReport;
-use crate::layer::MergedTree;
+use crate::layer::{ImagePath, MergedTree};
 use crate::platform::TargetArch;
 use crate::referrers::{Document, IN_TOTO_ARTIFACT_TYPE, SPDX_ARTIFACT_TYPE};
 
@@ -31,11 +31,11 @@ pub enum Origin {
     /// `/usr/local/llvm-target`) name their source.
     Input {
         name: String,
-        paths: BTreeMap<String, String>,
+        paths: BTreeMap<ImagePath, ImagePath>,
     },
     /// A repository directory (as the recipe names it, relative to the
     /// recipe) placed at `dest`.
-    Dir { dir: String, dest: String },
+    Dir { dir: String, dest: ImagePath },
     /// Written by ocipack (`ld.so.conf.d`, alternatives, files).
     System,
 }

@@ -4,8 +4,8 @@
 //! the base image as a package with its digest and the base's installed
 //! packages with purls, and each input image as a package.
 
+use crate::layer::ImagePath;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{json, Value};
 use sha1::{Digest as _, Sha1};
@@ -100,11 +100,11 @@ fn image_package(id: &str, img: &InputImage, arch: &str, comment: &str) -> Value
 /// The base's installed packages: dpkg, else apk.
 fn base_packages(ev: &Evidence<'_>) -> Result<Vec<Package>> {
     let read = |p: &str| -> Option<String> {
-        let path = Path::new(p);
+        let path = ImagePath::from(p);
         ev.base_tree
-            .get(&ev.base_tree.resolve_symlinks(path).ok()?)?;
+            .get(&ev.base_tree.resolve_symlinks(&path).ok()?)?;
         ev.base_tree
-            .read_file(ev.base_src, path, MAX_DB)
+            .read_file(ev.base_src, &path, MAX_DB)
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     };
@@ -144,9 +144,10 @@ fn origin(ev: &Evidence<'_>, f: &FileSum) -> (String, Option<String>) {
         Origin::Dir { dir, dest } => {
             let rel = f
                 .path
-                .strip_prefix(dest.trim_end_matches('/'))
-                .unwrap_or(&f.path)
-                .trim_start_matches('/');
+                .rel()
+                .strip_prefix(dest.rel())
+                .unwrap_or(f.path.rel())
+                .display();
             (
                 format!(
                     "{} bytes; from repository directory {}/{rel}; {at}",

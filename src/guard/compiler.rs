@@ -14,7 +14,7 @@ use crate::elf;
 use crate::error::Result;
 use crate::platform::TargetArch;
 use crate::recipe::GuardSettings;
-use crate::tree::{format_chain, FileKind, ImageTree, ResolveError};
+use crate::tree::{format_chain, FileKind, ImagePath, ImageTree, ResolveError};
 
 /// Bytes read to tell a script from a binary.
 const PROBE_LEN: usize = 256;
@@ -42,9 +42,10 @@ fn check_link(
     link: &str,
     out: &mut GuardOutcome,
 ) -> Result<()> {
-    let resolved = match tree.resolve(link) {
+    let at = ImagePath::from(link);
+    let resolved = match tree.resolve(&at) {
         Ok(r) => r,
-        Err(ResolveError::Missing { missing, chain }) if missing == link && chain.is_empty() => {
+        Err(ResolveError::Missing { missing, chain }) if missing == at && chain.is_empty() => {
             out.offend(link, "not present in the image");
             return Ok(());
         }
@@ -67,7 +68,7 @@ fn check_link(
         // A wrapper script: `readlink -f "$0"` is the resolved path; the
         // real binary is its `.real` sibling.
         let real = format!("{}.real", resolved.path);
-        let real_resolved = match tree.resolve(&real) {
+        let real_resolved = match tree.resolve(&ImagePath::from(&real)) {
             Ok(r) => r,
             Err(e) => {
                 out.offend(
@@ -120,7 +121,7 @@ fn check_gcc_libdir(
     out: &mut GuardOutcome,
 ) {
     let base = format!("{prefix}/lib/gcc");
-    let base_resolved = match tree.resolve(&base) {
+    let base_resolved = match tree.resolve(&ImagePath::from(&base)) {
         Ok(r) if r.node.kind == FileKind::Dir => r.path,
         Ok(_) => {
             out.offend(&base, "not a directory");
@@ -140,7 +141,7 @@ fn check_gcc_libdir(
     let with_version: Vec<&&String> = good
         .iter()
         .filter(|t| {
-            tree.resolve(&format!("{base_resolved}/{t}/{version}"))
+            tree.resolve(&base_resolved.join(t).join(version))
                 .is_ok_and(|r| r.node.kind == FileKind::Dir)
         })
         .collect();
@@ -195,7 +196,7 @@ mod tests {
             .add_symlink("/usr/bin/cc", "/etc/alternatives/cc")
             .add_symlink("/etc/alternatives/c++", "/opt/gcc-16.1.0/bin/c++")
             .add_symlink("/usr/bin/c++", "/etc/alternatives/c++")
-            .add_dir(&format!("/opt/gcc-16.1.0/lib/gcc/{triple}/16.1.0"));
+            .add_dir(format!("/opt/gcc-16.1.0/lib/gcc/{triple}/16.1.0"));
         t
     }
 

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::layer::glob::Glob;
 use crate::platform::TargetArch;
 use crate::recipe::ElfAllow;
-use crate::tree::{FileKind, ImageTree};
+use crate::tree::{FileKind, ImagePath, ImageTree};
 
 /// Accumulates verdicts file by file, wherever the bytes come from.
 pub struct ElfCheck {
@@ -37,7 +37,9 @@ impl ElfCheck {
 
     /// Judges one file from its first bytes (at least [`HEADER_LEN`] when
     /// the file is that long). Non-ELF files are ignored.
-    pub fn observe(&mut self, path: &str, prefix: &[u8]) {
+    pub fn observe(&mut self, path: &ImagePath, prefix: &[u8]) {
+        let path = path.to_string();
+        let path = path.as_str();
         let found = match elf::parse(prefix) {
             Ok(None) => return,
             Ok(Some(info)) => {
@@ -75,7 +77,7 @@ impl ElfCheck {
 /// skipped).
 pub fn check_tree(
     tree: &dyn ImageTree,
-    paths: &[String],
+    paths: &[ImagePath],
     arch: TargetArch,
     allow: &[ElfAllow],
 ) -> Result<GuardOutcome> {
@@ -118,7 +120,7 @@ pub fn scan_tar(reader: impl Read, what: &str, check: &mut ElfCheck) -> Result<u
         let crate::layer::path::EntryName::Regular(rel) = name else {
             continue;
         };
-        let path = format!("/{}", rel.display());
+        let path = ImagePath::from_normalized(rel);
         let mut buf = Vec::with_capacity(HEADER_LEN);
         (&mut entry)
             .take(HEADER_LEN as u64)
@@ -191,13 +193,7 @@ mod tests {
     #[test]
     fn only_added_paths_are_judged() {
         let t = payload();
-        let out = check_tree(
-            &t,
-            &["/opt/a/bin/tool".to_string()],
-            TargetArch::Riscv64,
-            &[],
-        )
-        .unwrap();
+        let out = check_tree(&t, &["/opt/a/bin/tool".into()], TargetArch::Riscv64, &[]).unwrap();
         assert!(out.passed());
         assert_eq!(out.checked, 1);
     }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::platform::TargetArch;
 use crate::recipe::GuardSettings;
-use crate::tree::ImageTree;
+use crate::tree::{ImagePath, ImageTree};
 
 /// Label recording the waivers an image was built with.
 pub use crate::labels::guard_waivers as waiver_label;
@@ -171,7 +171,7 @@ pub struct GuardInput<'a> {
     pub arch: TargetArch,
     pub settings: &'a GuardSettings,
     /// Paths the step added (the ELF guard's scope); `None` = every path.
-    pub added: Option<&'a [String]>,
+    pub added: Option<&'a [ImagePath]>,
     /// The final config, for the platform guard.
     pub config: Option<&'a serde_json::Value>,
     /// Extra waivers (guard -> reason), e.g. from the command line.
@@ -184,7 +184,7 @@ pub fn run_all(input: &GuardInput<'_>) -> Result<GuardReport> {
     waivers.extend(input.extra_waivers.clone());
     let mut report = GuardReport::new(input.arch);
     let all;
-    let added: &[String] = match input.added {
+    let added: &[ImagePath] = match input.added {
         Some(a) => a,
         None => {
             all = input.tree.paths();

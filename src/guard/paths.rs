@@ -8,7 +8,7 @@ use super::GuardOutcome;
 use crate::error::{Error, Result};
 use crate::layer::glob::Glob;
 use crate::platform::TargetArch;
-use crate::tree::{FileKind, ImageTree};
+use crate::tree::{FileKind, ImagePath, ImageTree};
 
 /// Every symlink below a directory matching one of `trees` must resolve
 /// inside the image (`find -xtype l` in a chroot, statically).
@@ -21,22 +21,21 @@ pub fn dangling_symlinks(tree: &dyn ImageTree, trees: &[String]) -> Result<Guard
         matchers.push(g);
     }
     let paths = tree.paths();
-    let roots: Vec<&String> = paths
+    let roots: Vec<&ImagePath> = paths
         .iter()
-        .filter(|p| matchers.iter().any(|m| m.matches(p.as_str())))
+        .filter(|p| matchers.iter().any(|m| m.matches(p.to_string())))
         .filter(|p| tree.node(p).is_some_and(|n| n.kind == FileKind::Dir))
         .collect();
     for root in &roots {
         out.checked += 1;
-        let prefix = format!("{root}/");
-        for p in paths.iter().filter(|p| p.starts_with(&prefix)) {
+        for p in paths.iter().filter(|p| p != root && p.starts_with(root)) {
             let Some(node) = tree.node(p) else { continue };
             if node.kind != FileKind::Symlink {
                 continue;
             }
             if let Err(e) = tree.resolve(p) {
                 out.offend(
-                    p.as_str(),
+                    p.to_string(),
                     format!("-> {}: {e}", node.link.unwrap_or_default()),
                 );
             }
@@ -55,7 +54,7 @@ pub fn required(tree: &dyn ImageTree, paths: &[String]) -> GuardOutcome {
     let mut out = GuardOutcome::new("required");
     for p in paths {
         out.checked += 1;
-        if let Err(e) = tree.resolve(p) {
+        if let Err(e) = tree.resolve(&ImagePath::from(p)) {
             out.offend(p.as_str(), format!("required path missing: {e}"));
         }
     }
@@ -108,7 +107,7 @@ pub fn entrypoint(tree: &dyn ImageTree, config: &Value) -> GuardOutcome {
     };
     let mut problems = Vec::new();
     for cand in &candidates {
-        match tree.resolve(cand) {
+        match tree.resolve(&ImagePath::from(cand)) {
             Ok(r) if matches!(r.node.kind, FileKind::File | FileKind::HardLink) => {
                 if r.node.mode & 0o111 == 0 {
                     problems.push(format!(

@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::entry::{ContentRef, FileKind, Meta};
-use super::path::sort_key;
+use super::path::{sort_key, ImagePath};
 use crate::error::{Error, Result};
 
 const BLOCK: usize = 512;
@@ -37,7 +37,7 @@ pub enum Body {
 /// its bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEntry {
-    pub path: PathBuf,
+    pub path: ImagePath,
     pub meta: Meta,
     pub body: Body,
     /// Entries with the same key are one inode: the first (in canonical
@@ -61,7 +61,7 @@ impl std::ops::DerefMut for OutEntry {
 
 impl OutEntry {
     /// A directory created because something below it was selected.
-    pub fn parent_dir(path: PathBuf, epoch: Option<u64>) -> OutEntry {
+    pub fn parent_dir(path: ImagePath, epoch: Option<u64>) -> OutEntry {
         OutEntry {
             path,
             meta: Meta {
@@ -99,9 +99,9 @@ pub fn is_whiteout_name(name: &std::ffi::OsStr) -> bool {
 /// a file that merely has such a name would delete lower layers' files.
 pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntry>> {
     for e in map.values() {
-        if e.path.components().any(|c| is_whiteout_name(c.as_os_str())) {
+        if e.path.components().any(is_whiteout_name) {
             return Err(Error::invalid(
-                format!("/{}", e.path.display()),
+                e.path.to_string(),
                 super::path::whiteout_name_reason(),
             ));
         }
@@ -109,7 +109,7 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
     let mut parents: EntryMap = BTreeMap::new();
     let mut last_parent: Option<PathBuf> = None;
     for e in map.values() {
-        let Some(parent) = e.path.parent() else {
+        let Some(parent) = e.path.rel().parent() else {
             continue;
         };
         if last_parent.as_deref() == Some(parent) {
@@ -124,18 +124,17 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
                 Some(p) if p.kind == FileKind::Dir => {}
                 Some(p) => {
                     return Err(Error::invalid(
-                        format!("/{}", e.path.display()),
+                        e.path.to_string(),
                         format!(
-                            "its parent /{} is selected as a {:?}, not a directory",
-                            p.path.display(),
-                            p.kind
+                            "its parent {} is selected as a {:?}, not a directory",
+                            p.path, p.kind
                         ),
                     ))
                 }
                 None => {
-                    parents
-                        .entry(k)
-                        .or_insert_with(|| OutEntry::parent_dir(cur.clone(), epoch));
+                    parents.entry(k).or_insert_with(|| {
+                        OutEntry::parent_dir(ImagePath::from_normalized(cur.clone()), epoch)
+                    });
                 }
             }
         }
@@ -155,7 +154,7 @@ pub fn canonicalize(mut map: EntryMap, epoch: Option<u64>) -> Result<Vec<OutEntr
                     e.size = 0;
                     e.body = Body::None;
                 } else {
-                    first_of.insert(ino, e.path.clone());
+                    first_of.insert(ino, e.path.rel().to_path_buf());
                 }
             }
         }
@@ -233,7 +232,7 @@ fn type_flag(k: FileKind) -> u8 {
 
 /// Appends the header block(s) of `e` to `out`.
 pub fn encode_header(e: &OutEntry, out: &mut Vec<u8>) {
-    let mut name = e.path.as_os_str().as_bytes().to_vec();
+    let mut name = e.path.rel().as_os_str().as_bytes().to_vec();
     if e.kind == FileKind::Dir {
         name.push(b'/');
     }
@@ -357,7 +356,7 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 }
 
 /// The paths of regular files among canonical entries (for guards).
-pub fn regular_paths(entries: &[OutEntry]) -> Vec<PathBuf> {
+pub fn regular_paths(entries: &[OutEntry]) -> Vec<ImagePath> {
     entries
         .iter()
         .filter(|e| e.kind == FileKind::File)
@@ -365,18 +364,14 @@ pub fn regular_paths(entries: &[OutEntry]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Normalises a destination given as an absolute or relative path.
-pub fn dest_path(p: &Path) -> PathBuf {
-    super::path::lexical(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::path::Path;
 
     fn e(path: &str, kind: FileKind) -> OutEntry {
-        let mut o = OutEntry::parent_dir(path.into(), None);
+        let mut o = OutEntry::parent_dir(ImagePath::from(path), None);
         o.kind = kind;
         o.mode = 0o644;
         o.mtime = 1_700_000_000;
@@ -388,14 +383,14 @@ mod tests {
         for name in ["etc/.wh.passwd", ".wh..wh..opq", ".wh.x/inner"] {
             let mut map = EntryMap::new();
             let o = e(name, FileKind::File);
-            map.insert(sort_key(&o.path), o);
+            map.insert(sort_key(o.path.rel()), o);
             let err = canonicalize(map, None).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains("whiteout"), "{err}");
         }
         // A name that merely contains the marker is fine.
         let mut map = EntryMap::new();
         let o = e("etc/a.wh.b", FileKind::File);
-        map.insert(sort_key(&o.path), o);
+        map.insert(sort_key(o.path.rel()), o);
         canonicalize(map, None).unwrap();
     }
 
@@ -478,8 +473,8 @@ mod tests {
             m.insert(sort_key(Path::new(p)), f);
         }
         let out = canonicalize(m, Some(1_000)).unwrap();
-        let names: Vec<_> = out.iter().map(|e| e.path.display().to_string()).collect();
-        assert_eq!(names, ["a", "a/b", "a/b/f1", "a/b/f2", "z", "z/f3"]);
+        let names: Vec<_> = out.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(names, ["/a", "/a/b", "/a/b/f1", "/a/b/f2", "/z", "/z/f3"]);
         assert_eq!(out[0].mode, 0o755);
         assert_eq!(out[0].mtime, 1_000);
         assert_eq!(out[2].kind, FileKind::File);

@@ -63,7 +63,9 @@ impl Contents for LocalContents {
 fn local_body(e: &OutEntry, w: &mut dyn Write) -> Result<()> {
     match &e.body {
         Body::None => Ok(()),
-        Body::Bytes(b) => w.write_all(b).map_err(|er| Error::io(&e.path, er)),
+        Body::Bytes(b) => w
+            .write_all(b)
+            .map_err(|er| Error::io(e.path.to_string(), er)),
         Body::File(p) => {
             // Never follow a symlink swapped in since the walk.
             let f = std::fs::OpenOptions::new()
@@ -81,7 +83,7 @@ fn local_body(e: &OutEntry, w: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Body::Image(_) => Err(Error::invalid(
-            e.path.display().to_string(),
+            e.path.to_string(),
             "image content without an image source",
         )),
     }

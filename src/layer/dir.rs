@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::canon::{dest_path, Body, EntryMap, OutEntry};
+use super::canon::{Body, EntryMap, OutEntry};
 use super::entry::{FileKind, Meta};
-use super::path::{sort_key, whiteout_name_reason};
+use super::path::{sort_key, whiteout_name_reason, ImagePath};
 use crate::error::{Error, Result};
 
 /// xattrs that describe the host, not the content.
@@ -26,12 +26,11 @@ pub struct Walked {
 }
 
 /// Walks `dir`, placing its contents below `dest`.
-pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked> {
+pub fn walk(dir: &Path, dest: &ImagePath, owner: Option<(u64, u64)>) -> Result<Walked> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
     if !meta.is_dir() {
         return Err(Error::invalid(dir.display().to_string(), "not a directory"));
     }
-    let dest = dest_path(dest);
     let mut entries = EntryMap::new();
     let mut fp = Sha256::new();
     fp.update(dir.as_os_str().as_bytes());
@@ -144,7 +143,7 @@ pub fn walk(dir: &Path, dest: &Path, owner: Option<(u64, u64)>) -> Result<Walked
             None
         };
         entries.insert(
-            sort_key(&out_path),
+            sort_key(out_path.rel()),
             OutEntry {
                 path: out_path,
                 meta: Meta {
@@ -192,7 +191,7 @@ mod tests {
             std::fs::create_dir(t.path().join("etc")).unwrap();
             let f = t.path().join("etc").join(name);
             std::fs::write(&f, b"x").unwrap();
-            let err = walk(t.path(), Path::new("/"), None)
+            let err = walk(t.path(), &ImagePath::root(), None)
                 .err()
                 .unwrap()
                 .to_string();
@@ -202,10 +201,10 @@ mod tests {
         // A directory with such a name too.
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join(".wh.usr")).unwrap();
-        assert!(walk(t.path(), Path::new("/opt"), None).is_err());
+        assert!(walk(t.path(), &ImagePath::from("/opt"), None).is_err());
         // Names merely containing the marker are ordinary.
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("a.wh.b"), b"x").unwrap();
-        walk(t.path(), Path::new("/"), None).unwrap();
+        walk(t.path(), &ImagePath::root(), None).unwrap();
     }
 }

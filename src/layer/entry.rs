@@ -5,10 +5,8 @@
 //! view's `TreeEntry` (plus its layer and content) and the writer's
 //! `OutEntry` (plus its body and inode), both readable as a `Meta`.
 //!
-//! Paths are not part of it. In the layer engine a path is relative to the
-//! image root and normalised (`usr/lib/x`; the root is the empty path), as
-//! [`super::path::normalize`] makes it; the guards' [`crate::tree`] view
-//! speaks absolute strings (`/usr/lib/x`) instead.
+//! Paths are not part of it: a path inside an image is an
+//! [`super::path::ImagePath`] everywhere (layer engine, guards, reports).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -18,7 +18,7 @@ use oci_spec::image::Descriptor;
 
 use super::entry::{ContentRef, FileKind, Meta};
 use super::path::{
-    descendants_range, key_path, lexical, link_components as components, sort_key,
+    descendants_range, key_path, link_components as components, sort_key, ImagePath,
     MAX_ENTRY_LINK_HOPS, MAX_SYMLINK_HOPS,
 };
 use super::scan::{self, Numbered, Record};
@@ -30,8 +30,7 @@ use crate::transport::ImageSource;
 /// header gave it, and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
-    /// Relative, normalised, no leading `/`.
-    pub path: PathBuf,
+    pub path: ImagePath,
     /// Kind, mode, owner, mtime, size (for hard links: the size of the
     /// linked file), link target (hard links: normalised), xattrs, device.
     pub meta: Meta,
@@ -60,7 +59,7 @@ impl std::ops::DerefMut for TreeEntry {
 impl TreeEntry {
     fn from_meta(path: PathBuf, m: Meta, layer: u32, content: Option<ContentRef>) -> Self {
         TreeEntry {
-            path,
+            path: ImagePath::from_normalized(path),
             meta: m,
             layer,
             content,
@@ -356,10 +355,9 @@ impl MergedTree {
         Ok(self.resolve_apply(parent, layer, path)?.join(name))
     }
 
-    /// The entry at `path` (leading `/` allowed), without following symlinks.
-    pub fn get(&self, path: &Path) -> Option<&TreeEntry> {
-        let p = lexical(path);
-        self.entries.get(&sort_key(&p))
+    /// The entry at `path`, without following symlinks.
+    pub fn get(&self, path: &ImagePath) -> Option<&TreeEntry> {
+        self.entries.get(&sort_key(path.rel()))
     }
 
     /// Every entry, sorted in canonical order (parents first).
@@ -368,8 +366,8 @@ impl MergedTree {
     }
 
     /// Entries strictly below `path`, in canonical order.
-    pub fn descendants(&self, path: &Path) -> impl Iterator<Item = &TreeEntry> {
-        let k = sort_key(&lexical(path));
+    pub fn descendants(&self, path: &ImagePath) -> impl Iterator<Item = &TreeEntry> {
+        let k = sort_key(path.rel());
         self.entries.range(descendants_range(&k)).map(|(_, e)| e)
     }
 
@@ -397,9 +395,21 @@ impl MergedTree {
     /// Components that do not exist are kept as they are, so the result of
     /// a dangling chain is the path it dangles at; check it with
     /// [`MergedTree::get`]. Fails after [`MAX_SYMLINK_HOPS`] links.
-    pub fn resolve_symlinks(&self, path: &Path) -> Result<PathBuf> {
-        self.resolve_within(path, MAX_SYMLINK_HOPS)
-            .map_err(|reason| Error::invalid(format!("/{}", path.display()), reason))
+    pub fn resolve_symlinks(&self, path: &ImagePath) -> Result<ImagePath> {
+        self.resolve_within(path.rel(), MAX_SYMLINK_HOPS)
+            .map(ImagePath::from_normalized)
+            .map_err(|reason| Error::invalid(path.to_string(), reason))
+    }
+
+    /// Where a symlink with `target`, sitting in directory `dir`, leads:
+    /// [`MergedTree::resolve_symlinks`] on the raw joined path, so a `..`
+    /// after a symlinked directory climbs from where that link leads (as
+    /// the kernel does), not lexically.
+    pub fn resolve_link(&self, dir: &ImagePath, target: &Path) -> Result<ImagePath> {
+        let raw = dir.rel().join(target);
+        self.resolve_within(&raw, MAX_SYMLINK_HOPS)
+            .map(ImagePath::from_normalized)
+            .map_err(|reason| Error::invalid(format!("{dir} -> {}", target.display()), reason))
     }
 
     /// [`MergedTree::resolve_symlinks`] with a bound on links followed.
@@ -436,7 +446,12 @@ impl MergedTree {
 
     /// Reads a small regular file (up to `limit` bytes), following symlinks.
     /// Re-streams the layer holding it up to the entry.
-    pub fn read_file(&self, src: &dyn ImageSource, path: &Path, limit: u64) -> Result<Vec<u8>> {
+    pub fn read_file(
+        &self,
+        src: &dyn ImageSource,
+        path: &ImagePath,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
         let mut v = self.read_files(src, &[path], limit)?;
         Ok(v.pop().unwrap_or_default())
     }
@@ -448,7 +463,7 @@ impl MergedTree {
     pub fn read_files(
         &self,
         src: &dyn ImageSource,
-        paths: &[&Path],
+        paths: &[&ImagePath],
         limit: u64,
     ) -> Result<Vec<Vec<u8>>> {
         let mut out = vec![Vec::new(); paths.len()];
@@ -472,21 +487,19 @@ impl MergedTree {
     pub fn visit_contents(
         &self,
         src: &dyn ImageSource,
-        paths: &[&Path],
+        paths: &[&ImagePath],
         visit: &mut ContentVisitor<'_>,
     ) -> Result<()> {
         let mut wanted: BTreeMap<ContentRef, Vec<usize>> = BTreeMap::new();
         for (i, p) in paths.iter().enumerate() {
             let resolved = self.resolve_symlinks(p)?;
-            let e = self.get(&resolved).ok_or_else(|| {
-                Error::not_found(
-                    format!("/{}", lexical(p).display()),
-                    "the image's merged tree",
-                )
-            })?;
-            let c = e.content.filter(|_| e.is_regular()).ok_or_else(|| {
-                Error::invalid(format!("/{}", resolved.display()), "not a regular file")
-            })?;
+            let e = self
+                .get(&resolved)
+                .ok_or_else(|| Error::not_found(p.to_string(), "the image's merged tree"))?;
+            let c = e
+                .content
+                .filter(|_| e.is_regular())
+                .ok_or_else(|| Error::invalid(resolved.to_string(), "not a regular file"))?;
             wanted.entry(c).or_default().push(i);
         }
         let mut by_layer: BTreeMap<u32, Vec<(u64, Vec<usize>)>> = BTreeMap::new();
@@ -525,8 +538,8 @@ impl MergedTree {
     }
 
     /// The path of a key (for modules that walk keys).
-    pub(crate) fn key_path(k: &[u8]) -> PathBuf {
-        key_path(k)
+    pub(crate) fn key_path(k: &[u8]) -> ImagePath {
+        ImagePath::from_normalized(key_path(k))
     }
 }
 
@@ -670,7 +683,9 @@ pub(crate) mod tests {
     }
 
     fn paths(t: &MergedTree) -> Vec<String> {
-        t.iter().map(|e| e.path.display().to_string()).collect()
+        t.iter()
+            .map(|e| e.path.rel().display().to_string())
+            .collect()
     }
 
     pub(crate) fn dir() -> Meta {
@@ -740,7 +755,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(paths(&t), ["a", "a/x", "f", "f/inner"]);
-        assert_eq!(t.get(Path::new("/a")).unwrap().mode, 0o700);
+        assert_eq!(t.get(&"/a".into()).unwrap().mode, 0o700);
         apply(&mut t, 2, vec![R::E("a", file("", b"now a file").1)]).unwrap();
         assert_eq!(paths(&t), ["a", "f", "f/inner"]);
     }
@@ -768,9 +783,9 @@ pub(crate) mod tests {
             ],
         )
         .unwrap();
-        let cc = t.get(Path::new("bin/cc")).unwrap();
-        let c2 = t.get(Path::new("bin/c2")).unwrap();
-        let gcc = t.get(Path::new("bin/gcc")).unwrap();
+        let cc = t.get(&"bin/cc".into()).unwrap();
+        let c2 = t.get(&"bin/c2".into()).unwrap();
+        let gcc = t.get(&"bin/gcc".into()).unwrap();
         assert_eq!(
             cc.content,
             Some(ContentRef {
@@ -850,9 +865,9 @@ pub(crate) mod tests {
                 "usr/lib/y"
             ]
         );
-        let hl = t.get(Path::new("usr/lib/hl")).unwrap();
+        let hl = t.get(&"usr/lib/hl".into()).unwrap();
         assert_eq!(hl.link.as_deref(), Some(Path::new("usr/lib/x")));
-        assert_eq!(hl.content, t.get(Path::new("usr/lib/x")).unwrap().content);
+        assert_eq!(hl.content, t.get(&"usr/lib/x".into()).unwrap().content);
         assert_eq!(t.layers()[1].redirected, 6);
         // A loop is an error naming the layer and the entry.
         let err = apply(&mut t, 2, vec![R::E("loop/f", file("", b"").1)]).unwrap_err();
@@ -865,7 +880,7 @@ pub(crate) mod tests {
             vec![R::E("lib", dir()), R::E("lib/z", file("", b"z").1)],
         )
         .unwrap();
-        assert!(t.get(Path::new("lib/z")).is_some());
+        assert!(t.get(&"lib/z".into()).is_some());
         assert_eq!(t.layers().last().unwrap().redirected, 0);
     }
 
@@ -900,17 +915,29 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.resolve_symlinks(Path::new("/usr/bin/cc")).unwrap(),
-            Path::new("opt/gcc/bin/gcc")
+            t.resolve_symlinks(&"/usr/bin/cc".into()).unwrap(),
+            "/opt/gcc/bin/gcc"
         );
         assert_eq!(
-            t.resolve_symlinks(Path::new("/lib/x/y.so")).unwrap(),
-            Path::new("usr/lib/x/y.so")
+            t.resolve_symlinks(&"/lib/x/y.so".into()).unwrap(),
+            "/usr/lib/x/y.so"
         );
         assert_eq!(
-            t.resolve_symlinks(Path::new("up/gcc/bin/gcc")).unwrap(),
-            Path::new("opt/gcc/bin/gcc")
+            t.resolve_symlinks(&"up/gcc/bin/gcc".into()).unwrap(),
+            "/opt/gcc/bin/gcc"
         );
-        assert!(t.resolve_symlinks(Path::new("/loop1")).is_err());
+        assert!(t.resolve_symlinks(&"/loop1".into()).is_err());
+        // A link target's `..` after a symlinked directory climbs from where
+        // that directory really is (`lib` is `usr/lib`), not lexically.
+        assert_eq!(
+            t.resolve_link(&ImagePath::root(), Path::new("lib/../bin/cc"))
+                .unwrap(),
+            "/opt/gcc/bin/gcc"
+        );
+        assert_eq!(
+            t.resolve_link(&"/usr/bin".into(), Path::new("../../../../../etc"))
+                .unwrap(),
+            "/etc"
+        );
     }
 }

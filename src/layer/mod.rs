@@ -33,6 +33,7 @@ pub mod writer;
 pub use cache::LayerCache;
 pub use entry::{ContentRef, FileKind, Meta};
 pub use merged::{LayerInfo, MergedTree, TreeEntry};
+pub use path::ImagePath;
 pub use select::{SelectRule, Selection};
 pub use writer::{
     layer_from_dir, layer_from_entries, layer_from_image, BuiltLayer, LayerOptions, SyntheticEntry,

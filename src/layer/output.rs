@@ -8,6 +8,7 @@ use oci_spec::image::{Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 
 use super::gzip;
+use super::path::ImagePath;
 use crate::manifest::Compression;
 
 /// Default zstd level (zstd's own default).
@@ -67,6 +68,6 @@ pub struct BuiltLayer {
     pub entries: u64,
     /// A cache hit or a source layer reused as is: nothing was compressed.
     pub reused: bool,
-    /// Regular files in the layer (relative paths; hard links excluded).
-    pub paths: Vec<PathBuf>,
+    /// Regular files in the layer (hard links excluded).
+    pub paths: Vec<ImagePath>,
 }

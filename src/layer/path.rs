@@ -2,6 +2,158 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// A path inside an image: the one form every part of ocipack passes
+/// around (layer engine, selections, the guards' tree view, alternatives,
+/// ld.so.cache, reports). Rooted and normalised lexically: `/`, `.` and
+/// `..` components are gone, `..` never climbs above the image root (as
+/// containerd and umoci join a name to a root). Stored relative
+/// (`usr/lib/x`; the root is empty) so it orders component by component
+/// like the canonical tar order ([`sort_key`]); shown absolute
+/// (`/usr/lib/x`), the form recipes, guards and reports write.
+///
+/// A tar entry's name goes through [`ImagePath::from_tar_name`] (or
+/// [`entry_name`]), which refuses a `..` above the root instead of
+/// clamping it; every other text (recipes, symlink targets being walked,
+/// tests) uses the clamping [`From`] conversions.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImagePath(PathBuf);
+
+impl ImagePath {
+    /// The image root (`/`).
+    pub fn root() -> ImagePath {
+        ImagePath(PathBuf::new())
+    }
+
+    /// Wraps a path [`normalize`] or [`lexical`] already produced (relative,
+    /// no `.`/`..`/`/` components).
+    pub(crate) fn from_normalized(rel: PathBuf) -> ImagePath {
+        debug_assert!(rel.components().all(|c| matches!(c, Component::Normal(_))));
+        ImagePath(rel)
+    }
+
+    /// A tar entry's name (or a hard link's target): refuses a `..` that
+    /// climbs above the root (see [`normalize`]).
+    pub fn from_tar_name(raw: &Path) -> Result<ImagePath, String> {
+        normalize(raw).map(ImagePath)
+    }
+
+    /// The relative form the layer engine joins and walks (`usr/lib/x`).
+    pub fn rel(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn into_rel(self) -> PathBuf {
+        self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.as_os_str().is_empty()
+    }
+
+    /// The parent directory (the root is its own parent).
+    pub fn parent(&self) -> ImagePath {
+        ImagePath(self.0.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    /// `self` joined with `rel` (a name or a relative path; normalised and
+    /// rooted like the [`From`] conversions; an absolute `rel` starts at
+    /// the root again, as a symlink target would).
+    pub fn join(&self, rel: impl AsRef<Path>) -> ImagePath {
+        let rel = rel.as_ref();
+        if rel.has_root() {
+            return ImagePath::from(rel);
+        }
+        ImagePath(lexical(&self.0.join(rel)))
+    }
+
+    /// The last component (`None` for the root).
+    pub fn file_name(&self) -> Option<&str> {
+        self.0.file_name().and_then(|n| n.to_str())
+    }
+
+    /// Whether `self` is `base` or below it (component-wise: `/usr/lib` is
+    /// not below `/usr/li`).
+    pub fn starts_with(&self, base: &ImagePath) -> bool {
+        self.0.starts_with(&base.0)
+    }
+
+    /// The components, outermost first.
+    pub fn components(&self) -> impl DoubleEndedIterator<Item = &std::ffi::OsStr> {
+        self.0.components().map(Component::as_os_str)
+    }
+
+    /// Number of components (0 for the root).
+    pub fn depth(&self) -> usize {
+        self.0.components().count()
+    }
+}
+
+impl std::fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/{}", self.0.display())
+    }
+}
+
+impl std::fmt::Debug for ImagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl From<&Path> for ImagePath {
+    fn from(p: &Path) -> ImagePath {
+        ImagePath(lexical(p))
+    }
+}
+
+impl From<&str> for ImagePath {
+    fn from(p: &str) -> ImagePath {
+        ImagePath::from(Path::new(p))
+    }
+}
+
+impl From<&String> for ImagePath {
+    fn from(p: &String) -> ImagePath {
+        ImagePath::from(Path::new(p))
+    }
+}
+
+impl From<String> for ImagePath {
+    fn from(p: String) -> ImagePath {
+        ImagePath::from(Path::new(&p))
+    }
+}
+
+impl PartialEq<str> for ImagePath {
+    /// Compares against the displayed (absolute) form without allocating.
+    fn eq(&self, other: &str) -> bool {
+        match other.strip_prefix('/') {
+            Some(rest) => self.0.as_os_str() == rest,
+            None => false,
+        }
+    }
+}
+
+impl PartialEq<&str> for ImagePath {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl serde::Serialize for ImagePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read back through the clamping conversion: a cache file on disk never
+/// yields a path outside the image.
+impl<'de> serde::Deserialize<'de> for ImagePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ImagePath, D::Error> {
+        String::deserialize(d).map(ImagePath::from)
+    }
+}
+
 /// Prefix of a whiteout entry's file name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// File name marking its directory as opaque.
@@ -195,6 +347,49 @@ mod tests {
             let e = n(bad).unwrap_err();
             assert!(e.contains("'..'"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn image_paths_have_one_form() {
+        // However it is spelled, a path prints, compares and serialises
+        // rooted, and gives the relative form for keys and host joins.
+        for spelled in [
+            "usr/lib/x",
+            "/usr/lib/x",
+            "./usr//lib/./x/",
+            "/usr/bin/../lib/x",
+        ] {
+            let p = ImagePath::from(spelled);
+            assert_eq!(p, "/usr/lib/x", "{spelled}");
+            assert_eq!(p.rel(), Path::new("usr/lib/x"));
+            assert_eq!(p.to_string(), "/usr/lib/x");
+            assert_eq!(serde_json::to_string(&p).unwrap(), "\"/usr/lib/x\"");
+            let back: ImagePath = serde_json::from_str("\"usr/lib/x\"").unwrap();
+            assert_eq!(back, p);
+        }
+        let root = ImagePath::root();
+        assert!(root.is_root() && root == "/" && root.rel() == Path::new(""));
+        assert_eq!(ImagePath::from("/"), root);
+        assert_ne!(ImagePath::from("/usr"), "usr");
+        // User text and symlink targets clamp `..` at the root (a chroot);
+        // a tar name refuses it.
+        assert_eq!(ImagePath::from("/../../etc/passwd"), "/etc/passwd");
+        assert!(ImagePath::from_tar_name(Path::new("../etc/passwd")).is_err());
+        assert_eq!(
+            ImagePath::from_tar_name(Path::new("./etc/passwd")).unwrap(),
+            "/etc/passwd"
+        );
+        // Joins stay normalised and rooted; an absolute part starts over.
+        let lib = ImagePath::from("/usr/lib");
+        assert_eq!(lib.join("x"), "/usr/lib/x");
+        assert_eq!(lib.join(""), "/usr/lib");
+        assert_eq!(lib.join("../../../bin"), "/bin");
+        assert_eq!(lib.join("/opt"), "/opt");
+        assert_eq!(lib.parent(), "/usr");
+        assert_eq!(root.parent(), "/");
+        assert_eq!(lib.file_name(), Some("lib"));
+        assert!(lib.join("x").starts_with(&lib));
+        assert!(!ImagePath::from("/usr/libexec").starts_with(&lib));
     }
 
     #[test]

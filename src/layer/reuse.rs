@@ -9,7 +9,7 @@
 //! (`LayerOptions::reuse_layers`).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest};
@@ -17,7 +17,7 @@ use oci_spec::image::{Descriptor, Digest};
 use super::entry::FileKind;
 use super::merged::MergedTree;
 use super::output::{BuiltLayer, LayerOptions};
-use super::path::sort_key;
+use super::path::{sort_key, ImagePath};
 use super::select::{Picks, Selection};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -29,7 +29,7 @@ pub struct Plan {
     pub descriptor: Descriptor,
     pub diff_id: String,
     pub entries: u64,
-    pub paths: Vec<PathBuf>,
+    pub paths: Vec<ImagePath>,
 }
 
 /// Whether `picks` is exactly one whole layer of `tree`.
@@ -67,7 +67,7 @@ pub fn whole_layer(
         if e.kind == FileKind::File {
             paths.push(e.path.clone());
         }
-        let mut cur = e.path.parent();
+        let mut cur = e.path.rel().parent();
         while let Some(par) = cur.filter(|p| !p.as_os_str().is_empty()) {
             let pk = sort_key(par);
             if picks.contains_key(&pk) || !parents.insert(pk) {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::entry::FileKind;
 use super::glob::{is_glob, Glob};
 use super::merged::{MergedTree, TreeEntry};
-use super::path::{lexical, sort_key};
+use super::path::{sort_key, ImagePath};
 use crate::error::{Error, Result};
 
 /// One selection rule.
@@ -55,8 +55,8 @@ pub struct Selection {
 /// One entry the selection takes, at its place in the new layer.
 #[derive(Debug, Clone)]
 pub struct Picked<'t> {
-    /// Destination path, relative.
-    pub dest: PathBuf,
+    /// Where it lands in the new layer.
+    pub dest: ImagePath,
     pub entry: &'t TreeEntry,
     /// Index of the rule that picked it.
     pub rule: usize,
@@ -108,7 +108,7 @@ impl Selection {
                 && r.exclude.is_empty()
                 && r.dest
                     .as_deref()
-                    .is_none_or(|d| lexical(Path::new(d)) == lexical(Path::new(&r.source)))
+                    .is_none_or(|d| ImagePath::from(d).rel() == ImagePath::from(&r.source).rel())
         })
     }
 }
@@ -178,23 +178,22 @@ fn apply_rule<'t>(
             "the image",
         ));
     }
-    let relocate = rule.dest.as_deref().map(|d| lexical(Path::new(d)));
-    let mut take = |e: &'t TreeEntry, src_prefix: &Path, dest_base: &Path| {
-        if excludes.iter().any(|x| x.matches_or_below(&e.path)) {
+    let relocate = rule.dest.as_deref().map(ImagePath::from);
+    let mut take = |e: &'t TreeEntry, src_prefix: &Path, dest_base: &ImagePath| {
+        if excludes.iter().any(|x| x.matches_or_below(e.path.rel())) {
             return;
         }
-        let rel = e.path.strip_prefix(src_prefix).unwrap_or(&e.path);
-        // (`join("")` would add a trailing slash.)
-        let dest = if rel.as_os_str().is_empty() {
-            dest_base.to_path_buf()
-        } else {
-            dest_base.join(rel)
-        };
-        if dest.as_os_str().is_empty() {
+        let rel = e
+            .path
+            .rel()
+            .strip_prefix(src_prefix)
+            .unwrap_or(e.path.rel());
+        let dest = dest_base.join(rel);
+        if dest.is_root() {
             return;
         }
         out.insert(
-            sort_key(&dest),
+            sort_key(dest.rel()),
             Picked {
                 dest,
                 entry: e,
@@ -218,9 +217,11 @@ fn apply_rule<'t>(
         let src_prefix = if glob {
             prefix.as_path()
         } else {
-            root.path.as_path()
+            root.path.rel()
         };
-        let dest_base = relocate.clone().unwrap_or_else(|| src_prefix.to_path_buf());
+        let dest_base = relocate
+            .clone()
+            .unwrap_or_else(|| ImagePath::from_normalized(src_prefix.to_path_buf()));
         take(root, src_prefix, &dest_base);
         if root.kind == FileKind::Dir {
             for e in tree.descendants(&root.path) {
@@ -246,44 +247,44 @@ fn find_roots<'t>(tree: &'t MergedTree, rule: &SelectRule) -> Result<Roots<'t>> 
         let candidates: Box<dyn Iterator<Item = &TreeEntry>> = if prefix.as_os_str().is_empty() {
             Box::new(tree.iter())
         } else {
-            Box::new(tree.descendants(&prefix))
+            Box::new(tree.descendants(&ImagePath::from(prefix.as_path())))
         };
         // A match's subtree is contiguous right after it; skip over it.
         let mut inside: Option<PathBuf> = None;
         for e in candidates {
             if let Some(r) = &inside {
-                if e.path.starts_with(r) {
+                if e.path.rel().starts_with(r) {
                     continue;
                 }
                 inside = None;
             }
-            if g.matches(&e.path) {
+            if g.matches(e.path.rel()) {
                 roots.push(e);
-                inside = Some(e.path.clone());
+                inside = Some(e.path.rel().to_path_buf());
             }
         }
     } else {
-        let src = lexical(Path::new(&rule.source));
-        if src.as_os_str().is_empty() {
+        let src = ImagePath::from(rule.source.as_str());
+        if src.is_root() {
             whole_tree = true;
         } else if let Some(e) = tree.get(&src) {
             roots.push(e);
         } else if let Some(e) = via_parent_symlinks(tree, &src)? {
             roots.push(e);
         }
-        prefix = src;
+        prefix = src.into_rel();
     }
     Ok((roots, whole_tree, prefix))
 }
 
 /// A source like `/lib/x` where `/lib` is a symlink to `usr/lib`: resolve
 /// the parent, keep the last component as it is.
-fn via_parent_symlinks<'t>(tree: &'t MergedTree, src: &Path) -> Result<Option<&'t TreeEntry>> {
-    let (Some(parent), Some(name)) = (src.parent(), src.file_name()) else {
+fn via_parent_symlinks<'t>(tree: &'t MergedTree, src: &ImagePath) -> Result<Option<&'t TreeEntry>> {
+    let Some(name) = src.file_name() else {
         return Ok(None);
     };
-    let resolved = tree.resolve_symlinks(parent)?.join(name);
-    if resolved == src {
+    let resolved = tree.resolve_symlinks(&src.parent())?.join(name);
+    if resolved == *src {
         return Ok(None);
     }
     Ok(tree.get(&resolved))
@@ -318,7 +319,9 @@ mod tests {
     }
 
     fn dests(p: &Picks<'_>) -> Vec<String> {
-        p.values().map(|x| x.dest.display().to_string()).collect()
+        p.values()
+            .map(|x| x.dest.rel().display().to_string())
+            .collect()
     }
 
     #[test]
@@ -349,9 +352,12 @@ mod tests {
                 "usr/local/llvm-target/bin/clang++",
             ]
         );
-        let clang = p.values().find(|x| x.dest.ends_with("clang")).unwrap();
+        let clang = p
+            .values()
+            .find(|x| x.dest.file_name() == Some("clang"))
+            .unwrap();
         assert_eq!(clang.owner, Some((1001, 1001)));
-        assert_eq!(clang.entry.path, Path::new("opt/llvm-target/bin/clang"));
+        assert_eq!(clang.entry.path, "/opt/llvm-target/bin/clang");
         assert!(!sel.is_plain());
     }
 
@@ -452,9 +458,9 @@ mod tests {
         .apply(&t)
         .unwrap();
         assert_eq!(p.len(), t.len());
-        let lib = p.values().find(|x| x.dest == Path::new("usr/lib")).unwrap();
+        let lib = p.values().find(|x| x.dest == "/usr/lib").unwrap();
         assert_eq!((lib.rule, lib.owner), (1, Some((7, 7))));
-        let root = p.values().find(|x| x.dest == Path::new("opt")).unwrap();
+        let root = p.values().find(|x| x.dest == "/opt").unwrap();
         assert_eq!(root.owner, None);
     }
 }

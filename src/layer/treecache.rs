@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::cache::LayerCache;
 use super::entry::{ContentRef, FileKind, Meta};
 use super::merged::{LayerInfo, MergedTree, TreeEntry};
-use super::path::sort_key;
+use super::path::{sort_key, ImagePath};
 use crate::atomic;
 use crate::digest::sha256;
 use crate::error::Result;
@@ -213,7 +213,7 @@ fn kind_of(c: u8) -> io::Result<FileKind> {
 }
 
 fn enc_entry(w: &mut W<'_>, e: &TreeEntry) -> io::Result<()> {
-    w.bytes(e.path.as_os_str().as_bytes())?;
+    w.bytes(e.path.rel().as_os_str().as_bytes())?;
     w.u8(kind_code(e.kind))?;
     w.u32(e.mode)?;
     w.u64(e.uid)?;
@@ -274,7 +274,8 @@ fn dec_entry(r: &mut R<'_>) -> io::Result<TreeEntry> {
         }),
     };
     Ok(TreeEntry {
-        path,
+        // Normalised again: a cache file is only as trusted as the disk.
+        path: ImagePath::from(path.as_path()),
         meta: Meta {
             kind,
             mode,
@@ -350,7 +351,7 @@ fn decode(body: &[u8]) -> io::Result<MergedTree> {
     let mut entries = BTreeMap::new();
     for _ in 0..n {
         let e = dec_entry(&mut r)?;
-        entries.insert(sort_key(Path::new(&e.path)), e);
+        entries.insert(sort_key(e.path.rel()), e);
     }
     Ok(MergedTree::from_parts(entries, layers, root))
 }

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::Descriptor;
 
-use super::canon::{canonicalize, dest_path, regular_paths, Body, EntryMap, OutEntry, TarWriter};
+use super::canon::{canonicalize, regular_paths, Body, EntryMap, OutEntry, TarWriter};
 use super::content::{with_image_contents, Contents, LocalContents};
 use super::entry::{FileKind, Meta};
 use super::gzip::ParallelGzip;
 use super::merged::MergedTree;
 pub use super::output::{source_date_epoch_from_env, BuiltLayer, LayerOptions, DEFAULT_ZSTD_LEVEL};
-use super::path::sort_key;
+use super::path::{sort_key, ImagePath};
 use super::select::Selection;
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
@@ -25,8 +25,7 @@ use crate::transport::ImageSource;
 /// A generated file for [`layer_from_entries`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticEntry {
-    /// Absolute or relative; normalised.
-    pub path: PathBuf,
+    pub path: ImagePath,
     pub kind: SyntheticKind,
     pub mode: u32,
     pub uid: u64,
@@ -125,7 +124,7 @@ pub(crate) fn write_layer(
             contents.write_body(e, &mut counter)?;
             if counter.n != e.size {
                 return Err(Error::invalid(
-                    format!("/{}", e.path.display()),
+                    e.path.to_string(),
                     format!("wrote {} bytes for a {} byte entry", counter.n, e.size),
                 ));
             }
@@ -250,10 +249,9 @@ pub fn layer_from_entries(
     let mtime = opts.source_date_epoch.unwrap_or(0);
     let mut map = EntryMap::new();
     for s in entries {
-        let path = dest_path(&s.path);
-        if path.as_os_str().is_empty() {
+        if s.path.is_root() {
             return Err(Error::invalid(
-                format!("generated entry {}", s.path.display()),
+                format!("generated entry {}", s.path),
                 "is the root directory",
             ));
         }
@@ -263,9 +261,9 @@ pub fn layer_from_entries(
             SyntheticKind::Symlink(t) => (FileKind::Symlink, 0, Some(t), Body::None),
         };
         map.insert(
-            sort_key(&path),
+            sort_key(s.path.rel()),
             OutEntry {
-                path,
+                path: s.path,
                 meta: Meta {
                     kind,
                     mode: s.mode & 0o7777,
@@ -297,7 +295,8 @@ pub fn layer_from_dir(
     out: &Layout,
     opts: &LayerOptions,
 ) -> Result<BuiltLayer> {
-    let walked = super::dir::walk(dir, Path::new(dest), owner)?;
+    let dest_path = ImagePath::from(dest);
+    let walked = super::dir::walk(dir, &dest_path, owner)?;
     let cache = super::cache::LayerCache::from_options(opts);
     let key = super::cache::dir_key(&walked.fingerprint, dest, owner, opts)?;
     if let Some(c) = &cache {
@@ -305,12 +304,11 @@ pub fn layer_from_dir(
             return Ok(hit);
         }
     }
-    let dest_rel = dest_path(Path::new(dest));
     let mut map = walked.entries;
-    if !dest_rel.as_os_str().is_empty() {
+    if !dest_path.is_root() {
         map.insert(
-            sort_key(&dest_rel),
-            OutEntry::parent_dir(dest_rel, opts.source_date_epoch),
+            sort_key(dest_path.rel()),
+            OutEntry::parent_dir(dest_path, opts.source_date_epoch),
         );
     }
     let entries = canonicalize(map, opts.source_date_epoch)?;
@@ -509,7 +507,10 @@ mod tests {
         assert!(l.iter().all(|e| e.5 == 1_700_000_000));
         assert_eq!(l[4].6, b"/opt/gcc-16.1.0/lib64\n");
         assert_eq!(l[7].3.as_deref(), Some("/etc/alternatives/cc"));
-        assert_eq!(b.paths, [PathBuf::from("etc/ld.so.conf.d/gcc-custom.conf")]);
+        assert_eq!(
+            b.paths,
+            [ImagePath::from("/etc/ld.so.conf.d/gcc-custom.conf")]
+        );
         // Same input, same layer.
         let again = layer_from_entries(
             vec![e(

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::platform::TargetArch;
-use crate::tree::{FileKind, ImageTree};
+use crate::tree::{FileKind, ImagePath, ImageTree};
 
 pub use format::{parse, Entry, Parsed};
 
@@ -131,7 +131,7 @@ fn add_system_dir(arch: TargetArch, dir: &str) -> Vec<String> {
 }
 
 fn is_file(view: &dyn ImageTree, path: &str) -> bool {
-    view.resolve(path)
+    view.resolve(&ImagePath::from(path))
         .is_ok_and(|r| matches!(r.node.kind, FileKind::File | FileKind::HardLink))
 }
 
@@ -150,14 +150,14 @@ struct DirEntry {
     /// As written (entries name it).
     path: String,
     /// Symlink-free, in the image: its identity (ldconfig's inode).
-    canon: String,
+    canon: ImagePath,
     hwcaps: Option<String>,
 }
 
 struct Dirs<'v> {
     view: &'v dyn ImageTree,
     list: Vec<DirEntry>,
-    seen: BTreeSet<String>,
+    seen: BTreeSet<ImagePath>,
     /// Every glibc-hwcaps subdirectory name met (interned in the strings).
     hwcaps_names: BTreeSet<String>,
 }
@@ -170,7 +170,7 @@ impl Dirs<'_> {
         if p.is_empty() {
             return;
         }
-        let Ok(r) = self.view.resolve(p) else {
+        let Ok(r) = self.view.resolve(&ImagePath::from(p)) else {
             return;
         };
         if self.add_single(DirEntry {
@@ -191,8 +191,8 @@ impl Dirs<'_> {
         true
     }
 
-    fn add_hwcaps_subdirs(&mut self, path: &str, canon: &str) {
-        let g = join(canon, "glibc-hwcaps");
+    fn add_hwcaps_subdirs(&mut self, path: &str, canon: &ImagePath) {
+        let g = canon.join("glibc-hwcaps");
         let Ok(r) = self.view.resolve(&g) else {
             return;
         };
@@ -205,7 +205,7 @@ impl Dirs<'_> {
             if name.starts_with('.') || name.contains(':') {
                 continue;
             }
-            let child = join(&r.path, &name);
+            let child = r.path.join(&name);
             if matches!(
                 self.view.node(&child).map(|n| n.kind),
                 Some(FileKind::File | FileKind::HardLink)
@@ -236,8 +236,12 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// `dirname(3)` of a conf file's name as written (`/` for top-level).
 fn parent_dir(p: &str) -> &str {
-    crate::tree::parent(p)
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
 }
 
 /// C's isspace.
@@ -254,7 +258,7 @@ fn parse_conf(dirs: &mut Dirs<'_>, file: &str, depth: usize) -> Result<()> {
             "ld.so.conf includes nest too deep (a loop?)",
         ));
     }
-    let Ok(r) = dirs.view.resolve(file) else {
+    let Ok(r) = dirs.view.resolve(&ImagePath::from(file)) else {
         return Ok(());
     };
     if !matches!(r.node.kind, FileKind::File | FileKind::HardLink) {
@@ -298,7 +302,7 @@ fn glob(view: &dyn ImageTree, pattern: &str) -> Vec<String> {
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
         for base in &found {
-            let Ok(r) = view.resolve(base) else {
+            let Ok(r) = view.resolve(&ImagePath::from(base)) else {
                 continue;
             };
             if r.node.kind != FileKind::Dir {
@@ -306,7 +310,7 @@ fn glob(view: &dyn ImageTree, pattern: &str) -> Vec<String> {
             }
             if !comp.contains(['*', '?', '[']) {
                 let p = join(base, comp);
-                if view.resolve(&p).is_ok() {
+                if view.resolve(&ImagePath::from(&p)).is_ok() {
                     next.push(p);
                 }
                 continue;
@@ -395,7 +399,7 @@ struct Candidate {
     name: String,
     is_link: bool,
     /// The symlink-free path of its content.
-    real: String,
+    real: ImagePath,
 }
 
 /// What the step adds for the cache.
@@ -406,7 +410,7 @@ pub struct CachePlan {
     pub entries: Vec<Entry>,
     /// Soname links ldconfig would create: (link path, symlink-free
     /// directory; target as written, a name in the same directory).
-    pub links: Vec<(String, String)>,
+    pub links: Vec<(ImagePath, String)>,
 }
 
 /// Computes the cache (and the soname links) of the image `view` for
@@ -436,7 +440,7 @@ pub fn plan(view: &dyn ImageTree, arch: TargetArch) -> Result<CachePlan> {
         let mut names = view.children(&r.path);
         names.sort();
         for name in names {
-            let full = join(&r.path, &name);
+            let full = r.path.join(&name);
             let Some(node) = view.node(&full) else {
                 continue;
             };
@@ -472,7 +476,7 @@ pub fn plan(view: &dyn ImageTree, arch: TargetArch) -> Result<CachePlan> {
     }
 
     // Every distinct file's ELF, one streaming pass per layer.
-    let reals: Vec<String> = cands
+    let reals: Vec<ImagePath> = cands
         .iter()
         .map(|c| c.real.clone())
         .collect::<BTreeSet<_>>()
@@ -494,7 +498,7 @@ pub fn plan(view: &dyn ImageTree, arch: TargetArch) -> Result<CachePlan> {
         })
         .collect();
     if !second.is_empty() {
-        let paths: Vec<String> = second.iter().map(|(i, _)| reals[*i].clone()).collect();
+        let paths: Vec<ImagePath> = second.iter().map(|(i, _)| reals[*i].clone()).collect();
         let mut names: Vec<Option<String>> = vec![None; second.len()];
         view.visit_files(&paths, &mut |k, r| {
             if let (Some(slot), Some((_, off))) = (names.get_mut(k), second.get(k)) {
@@ -518,11 +522,8 @@ pub fn plan(view: &dyn ImageTree, arch: TargetArch) -> Result<CachePlan> {
             }
         }
     }
-    let index: BTreeMap<&str, usize> = reals
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i))
-        .collect();
+    let index: BTreeMap<&ImagePath, usize> =
+        reals.iter().enumerate().map(|(i, p)| (p, i)).collect();
 
     // search_dir: one library per SONAME and directory.
     struct Dlib {
@@ -534,7 +535,7 @@ pub fn plan(view: &dyn ImageTree, arch: TargetArch) -> Result<CachePlan> {
     }
     let mut per_dir: BTreeMap<usize, Vec<Dlib>> = BTreeMap::new();
     for c in &cands {
-        let Some(&si) = index.get(c.real.as_str()) else {
+        let Some(&si) = index.get(&c.real) else {
             continue;
         };
         let elf::Scan::Library {
@@ -638,17 +639,17 @@ const DYNAMIC_LINKERS: [&str; 13] = [
 /// the same file or is not a symlink.
 fn soname_link(
     view: &dyn ImageTree,
-    dir: &str,
+    dir: &ImagePath,
     name: &str,
     soname: &str,
-) -> Option<(String, String)> {
-    let so = join(dir, soname);
-    let lib = join(dir, name);
-    let real = |p: &str| {
+) -> Option<(ImagePath, String)> {
+    let so = dir.join(soname);
+    let lib = dir.join(name);
+    let real = |p: &ImagePath| {
         view.resolve(p)
             .ok()
             .map(|r| match (r.node.kind, r.node.link) {
-                (FileKind::HardLink, Some(t)) => t,
+                (FileKind::HardLink, Some(t)) => ImagePath::from(t),
                 _ => r.path,
             })
     };
@@ -766,7 +767,7 @@ mod tests {
         assert_eq!(
             p.links,
             [(
-                "/opt/x/lib/libfoo.so.1".to_string(),
+                ImagePath::from("/opt/x/lib/libfoo.so.1"),
                 "libfoo.so.1.2.3".to_string()
             )]
         );

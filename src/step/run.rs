@@ -33,7 +33,7 @@ use crate::reference::{Reference, Selector};
 use crate::registry::RegistryOptions;
 use crate::run_id::RunIdInputs;
 use crate::transport::{open_source_with, ImageSource};
-use crate::tree::{ImageTree, MemTree, Stack};
+use crate::tree::{ImagePath, ImageTree, MemTree, Stack};
 
 /// Everything a `package` or `wrapper` run needs.
 pub struct StepRequest {
@@ -266,7 +266,9 @@ fn plan_layers(recipe: &Recipe, inputs: &BTreeMap<String, Opened>) -> Result<Vec
                 .map_err(|e| e.in_input(&i.label))?;
                 Planned::Image(view, sel)
             }
-            LayerSource::Dir { dir, dest, owner } => Planned::Dir(dir_tree(dir, dest, *owner)?),
+            LayerSource::Dir { dir, dest, owner } => {
+                Planned::Dir(dir_tree(dir, &ImagePath::from(dest), *owner)?)
+            }
         });
     }
     Ok(planned)
@@ -298,7 +300,7 @@ fn guard_plan(req: &StepRequest, plan: &StepPlan) -> Result<GuardReport> {
     let mut layers = views(&base_view, &plan.planned);
     layers.push(&plan.sys.tree);
     let final_view = Stack { layers };
-    let mut added: Vec<String> = Vec::new();
+    let mut added: Vec<ImagePath> = Vec::new();
     for p in &plan.planned {
         match p {
             Planned::Image(v, _) => added.extend(v.regular_paths()),
@@ -496,12 +498,7 @@ fn attach_evidence(
                     name: input.clone(),
                     paths: picks
                         .values()
-                        .map(|p| {
-                            (
-                                format!("/{}", p.dest.display()),
-                                format!("/{}", p.entry.path.display()),
-                            )
-                        })
+                        .map(|p| (p.dest.clone(), p.entry.path.clone()))
                         .collect(),
                 }
             }
@@ -511,7 +508,7 @@ fn attach_evidence(
                     .unwrap_or(dir)
                     .display()
                     .to_string(),
-                dest: dest.clone(),
+                dest: ImagePath::from(dest),
             },
         };
         layers.push(attest::AddedLayer {
@@ -632,7 +629,7 @@ fn write_layers(plan: &StepPlan, out: &Layout, opts: &LayerOptions) -> Result<Ve
             .entries
             .iter()
             .map(|g| SyntheticEntry {
-                path: PathBuf::from(&g.path),
+                path: g.path.clone(),
                 kind: match &g.kind {
                     system::GenKind::Dir => SyntheticKind::Dir,
                     system::GenKind::File(b) => SyntheticKind::File(b.clone()),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::alternatives::{Alternatives, Change, Install};
 use crate::error::{Error, Result};
 use crate::recipe::SystemSetup;
-use crate::tree::{FileKind, ImageTree, MemTree, Node, Stack};
+use crate::tree::{FileKind, ImagePath, ImageTree, MemTree, Node, Stack};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GenKind {
@@ -16,10 +16,10 @@ pub enum GenKind {
     Symlink(String),
 }
 
-/// One entry of the system layer (absolute path).
+/// One entry of the system layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generated {
-    pub path: String,
+    pub path: ImagePath,
     pub kind: GenKind,
     pub mode: u32,
     pub uid: u64,
@@ -56,12 +56,12 @@ fn node(kind: FileKind, mode: u32, uid: u64, gid: u64, size: u64, link: Option<S
 
 /// Plans the system layer over `view` (the image below it).
 pub fn plan(setup: &SystemSetup, view: &dyn ImageTree) -> Result<SystemPlan> {
-    let mut out: BTreeMap<String, Generated> = BTreeMap::new();
+    let mut out: BTreeMap<ImagePath, Generated> = BTreeMap::new();
     for d in &setup.dirs {
         out.insert(
-            d.path.clone(),
+            ImagePath::from(&d.path),
             Generated {
-                path: d.path.clone(),
+                path: ImagePath::from(&d.path),
                 kind: GenKind::Dir,
                 mode: d.mode,
                 uid: d.owner.0,
@@ -71,9 +71,9 @@ pub fn plan(setup: &SystemSetup, view: &dyn ImageTree) -> Result<SystemPlan> {
     }
     for f in &setup.files {
         out.insert(
-            f.path.clone(),
+            ImagePath::from(&f.path),
             Generated {
-                path: f.path.clone(),
+                path: ImagePath::from(&f.path),
                 kind: GenKind::File(f.content.clone()),
                 mode: f.mode,
                 uid: f.owner.0,
@@ -83,9 +83,9 @@ pub fn plan(setup: &SystemSetup, view: &dyn ImageTree) -> Result<SystemPlan> {
     }
     for l in &setup.symlinks {
         out.insert(
-            l.path.clone(),
+            ImagePath::from(&l.path),
             Generated {
-                path: l.path.clone(),
+                path: ImagePath::from(&l.path),
                 kind: GenKind::Symlink(l.target.clone()),
                 mode: 0o777,
                 uid: l.owner.0,
@@ -195,7 +195,7 @@ pub fn add_ld_cache(
         return Ok(false);
     }
     let plan = ldcache::plan(&image, arch)?;
-    let current = match image.resolve(ldcache::CACHE_PATH) {
+    let current = match image.resolve(&ImagePath::from(ldcache::CACHE_PATH)) {
         Ok(r) if r.node.kind == FileKind::File && r.node.size == plan.bytes.len() as u64 => {
             Some(image.read_prefix(&r.path, plan.bytes.len())?)
         }
@@ -204,18 +204,19 @@ pub fn add_ld_cache(
     if plan.links.is_empty() && current.as_deref() == Some(plan.bytes.as_slice()) {
         return Ok(false);
     }
-    let mut all: BTreeMap<String, Generated> =
+    let cache_path = ImagePath::from(ldcache::CACHE_PATH);
+    let mut all: BTreeMap<ImagePath, Generated> =
         sys.entries.drain(..).map(|g| (g.path.clone(), g)).collect();
-    if all.contains_key(ldcache::CACHE_PATH) {
+    if all.contains_key(&cache_path) {
         return Err(Error::invalid(
             format!("system setup {}", ldcache::CACHE_PATH),
             "written both by the recipe and by [system] ld_cache (set ld_cache = false)",
         ));
     }
     all.insert(
-        ldcache::CACHE_PATH.to_string(),
+        cache_path.clone(),
         Generated {
-            path: ldcache::CACHE_PATH.to_string(),
+            path: cache_path,
             kind: GenKind::File(plan.bytes),
             // ldconfig chmods its cache 0644.
             mode: 0o644,
@@ -238,22 +239,22 @@ pub fn add_ld_cache(
     Ok(true)
 }
 
-fn to_tree(entries: &BTreeMap<String, Generated>) -> MemTree {
+fn to_tree(entries: &BTreeMap<ImagePath, Generated>) -> MemTree {
     let mut t = MemTree::new("system layer");
     for g in entries.values() {
         match &g.kind {
             GenKind::Dir => t.insert(
-                &g.path,
+                g.path.clone(),
                 node(FileKind::Dir, g.mode, g.uid, g.gid, 0, None),
                 Vec::new(),
             ),
             GenKind::File(b) => t.insert(
-                &g.path,
+                g.path.clone(),
                 node(FileKind::File, g.mode, g.uid, g.gid, b.len() as u64, None),
                 b.clone(),
             ),
             GenKind::Symlink(s) => t.insert(
-                &g.path,
+                g.path.clone(),
                 node(FileKind::Symlink, 0o777, g.uid, g.gid, 0, Some(s.clone())),
                 Vec::new(),
             ),
@@ -330,7 +331,7 @@ mod tests {
     fn plans_files_links_and_alternatives() {
         let b = base();
         let p = plan(&setup(), &b).unwrap();
-        let paths: Vec<&str> = p.entries.iter().map(|g| g.path.as_str()).collect();
+        let paths: Vec<String> = p.entries.iter().map(|g| g.path.to_string()).collect();
         assert_eq!(
             paths,
             [
@@ -363,7 +364,7 @@ mod tests {
             layers: vec![&b, &p.tree],
         };
         assert_eq!(
-            stack.resolve("/usr/bin/cc").unwrap().path,
+            stack.resolve(&"/usr/bin/cc".into()).unwrap().path,
             "/opt/gcc-16.1.0/bin/gcc"
         );
         assert!(p.warnings.is_empty());

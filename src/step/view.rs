@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::elf::HEADER_LEN;
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::layer::select::Picks;
 use crate::layer::{FileKind, MergedTree, TreeEntry};
 use crate::transport::ImageSource;
-use crate::tree::{ImageTree, MemTree, Node};
+use crate::tree::{ImagePath, ImageTree, MemTree, Node};
 
 fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
     let (uid, gid) = owner.unwrap_or((e.uid, e.gid));
@@ -35,16 +35,12 @@ fn node_of(e: &TreeEntry, owner: Option<(u64, u64)>) -> Node {
     }
 }
 
-fn abs(p: &Path) -> String {
-    format!("/{}", p.display())
-}
-
 /// An image's merged tree.
 pub struct MergedImage<'a> {
     pub name: String,
     pub tree: &'a MergedTree,
     pub src: &'a dyn ImageSource,
-    heads: Mutex<HashMap<String, Vec<u8>>>,
+    heads: Mutex<HashMap<ImagePath, Vec<u8>>>,
 }
 
 impl<'a> MergedImage<'a> {
@@ -58,18 +54,13 @@ impl<'a> MergedImage<'a> {
     }
 
     /// Reads the first [`HEADER_LEN`] bytes of every regular file among
-    /// `paths` (absolute), one pass per layer.
-    pub fn prefetch(&self, paths: &[String]) -> Result<()> {
-        let wanted: Vec<&String> = paths
+    /// `paths`, one pass per layer.
+    pub fn prefetch(&self, paths: &[ImagePath]) -> Result<()> {
+        let wanted: Vec<&ImagePath> = paths
             .iter()
-            .filter(|p| {
-                self.tree
-                    .get(Path::new(p))
-                    .is_some_and(TreeEntry::is_regular)
-            })
+            .filter(|p| self.tree.get(p).is_some_and(TreeEntry::is_regular))
             .collect();
-        let rels: Vec<&Path> = wanted.iter().map(|p| Path::new(p.as_str())).collect();
-        let heads = self.tree.read_files(self.src, &rels, HEADER_LEN as u64)?;
+        let heads = self.tree.read_files(self.src, &wanted, HEADER_LEN as u64)?;
         let mut cache = self
             .heads
             .lock()
@@ -80,9 +71,13 @@ impl<'a> MergedImage<'a> {
         Ok(())
     }
 
-    /// Every path (absolute).
-    pub fn all_paths(&self) -> Vec<String> {
-        self.tree.iter().map(|e| abs(&e.path)).collect()
+    /// Every path.
+    pub fn all_paths(&self) -> Vec<ImagePath> {
+        self.tree
+            .iter()
+            .filter(|e| !e.path.is_root())
+            .map(|e| e.path.clone())
+            .collect()
     }
 }
 
@@ -91,8 +86,8 @@ impl ImageTree for MergedImage<'_> {
         self.name.clone()
     }
 
-    fn node(&self, path: &str) -> Option<Node> {
-        if path == "/" {
+    fn node(&self, path: &ImagePath) -> Option<Node> {
+        if path.is_root() {
             // A layer's `/` (or `./`) entry sets the root's metadata.
             return Some(
                 self.tree
@@ -101,27 +96,23 @@ impl ImageTree for MergedImage<'_> {
                     .unwrap_or_else(|| Node::dir(0o755)),
             );
         }
-        self.tree.get(Path::new(path)).map(|e| node_of(e, None))
+        self.tree.get(path).map(|e| node_of(e, None))
     }
 
-    fn paths(&self) -> Vec<String> {
+    fn paths(&self) -> Vec<ImagePath> {
         self.all_paths()
     }
 
     fn visit_files(
         &self,
-        paths: &[String],
+        paths: &[ImagePath],
         visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
     ) -> Result<()> {
-        let rels: Vec<(usize, PathBuf)> = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (i, PathBuf::from(p)))
-            .collect();
-        visit_merged(self.tree, self.src, &rels, visit).map_err(|e| e.in_input(self.name.clone()))
+        let wanted: Vec<(usize, &ImagePath)> = paths.iter().enumerate().collect();
+        visit_merged(self.tree, self.src, &wanted, visit).map_err(|e| e.in_input(self.name.clone()))
     }
 
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>> {
         if len <= HEADER_LEN {
             if let Ok(cache) = self.heads.lock() {
                 if let Some(h) = cache.get(path) {
@@ -130,31 +121,31 @@ impl ImageTree for MergedImage<'_> {
             }
         }
         self.tree
-            .read_file(self.src, Path::new(path), len as u64)
+            .read_file(self.src, path, len as u64)
             .map_err(|e| e.in_input(self.name.clone()))
     }
 }
 
 /// Streams whole regular files of a merged tree to `visit`, by index into
-/// `rels` ([`MergedTree::visit_contents`]: one partial pass per layer, each
+/// `wanted` ([`MergedTree::visit_contents`]: one partial pass per layer, each
 /// body read once; a body two requested paths share is buffered so each
 /// index gets its own reader).
 pub fn visit_merged(
     tree: &MergedTree,
     src: &dyn ImageSource,
-    rels: &[(usize, PathBuf)],
+    wanted: &[(usize, &ImagePath)],
     visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
-    let paths: Vec<&Path> = rels.iter().map(|(_, p)| p.as_path()).collect();
+    let paths: Vec<&ImagePath> = wanted.iter().map(|(_, p)| *p).collect();
     tree.visit_contents(src, &paths, &mut |layer, idx, body| {
         if let [only] = idx {
-            return visit(rels[*only].0, body);
+            return visit(wanted[*only].0, body);
         }
         let mut buf = Vec::new();
         body.read_to_end(&mut buf)
             .map_err(|e| Error::from_io(layer, e))?;
         for &k in idx {
-            visit(rels[k].0, &mut buf.as_slice())?;
+            visit(wanted[k].0, &mut buf.as_slice())?;
         }
         Ok(())
     })
@@ -163,10 +154,10 @@ pub fn visit_merged(
 /// What a selection puts in the new layer, at its destination paths.
 pub struct Selected {
     pub name: String,
-    nodes: std::collections::BTreeMap<String, Node>,
-    heads: HashMap<String, Vec<u8>>,
+    nodes: std::collections::BTreeMap<ImagePath, Node>,
+    heads: HashMap<ImagePath, Vec<u8>>,
     /// Destination -> path in the input, for whole-file reads.
-    sources: HashMap<String, PathBuf>,
+    sources: HashMap<ImagePath, ImagePath>,
     // Shared with the step's plan, which owns the input: a selection is
     // read again (whole files, for the ld.so.cache) after planning.
     tree: Arc<MergedTree>,
@@ -183,28 +174,29 @@ impl Selected {
         src: Arc<dyn ImageSource>,
     ) -> Result<Self> {
         let mut nodes = std::collections::BTreeMap::new();
-        let mut regular: Vec<(String, &Path)> = Vec::new();
+        let mut regular: Vec<(ImagePath, &ImagePath)> = Vec::new();
         for p in picks.values() {
-            let dest = abs(&p.dest);
+            let dest = p.dest.clone();
             nodes.insert(dest.clone(), node_of(p.entry, p.owner));
             if p.entry.is_regular() {
-                regular.push((dest, p.entry.path.as_path()));
+                regular.push((dest, &p.entry.path));
             }
         }
         // The layer writer adds missing parent directories; so does the view.
-        let dests: Vec<String> = nodes.keys().cloned().collect();
+        let dests: Vec<ImagePath> = nodes.keys().cloned().collect();
         for d in dests {
-            let mut p = crate::tree::parent(&d);
-            while p != "/" && !nodes.contains_key(p) {
-                nodes.insert(p.to_string(), Node::dir(0o755));
-                p = crate::tree::parent(p);
+            let mut p = d.parent();
+            while !p.is_root() && !nodes.contains_key(&p) {
+                let up = p.parent();
+                nodes.insert(p, Node::dir(0o755));
+                p = up;
             }
         }
-        let rels: Vec<&Path> = regular.iter().map(|(_, s)| *s).collect();
-        let heads_v = tree.read_files(src.as_ref(), &rels, HEADER_LEN as u64)?;
+        let from: Vec<&ImagePath> = regular.iter().map(|(_, s)| *s).collect();
+        let heads_v = tree.read_files(src.as_ref(), &from, HEADER_LEN as u64)?;
         let sources = regular
             .iter()
-            .map(|(d, s)| (d.clone(), s.to_path_buf()))
+            .map(|(d, s)| (d.clone(), (*s).clone()))
             .collect();
         let heads = regular.into_iter().map(|(d, _)| d).zip(heads_v).collect();
         Ok(Selected {
@@ -217,7 +209,7 @@ impl Selected {
         })
     }
 
-    pub fn regular_paths(&self) -> Vec<String> {
+    pub fn regular_paths(&self) -> Vec<ImagePath> {
         self.nodes
             .iter()
             .filter(|(_, n)| n.kind == FileKind::File)
@@ -233,29 +225,29 @@ impl ImageTree for Selected {
 
     fn visit_files(
         &self,
-        paths: &[String],
+        paths: &[ImagePath],
         visit: &mut dyn FnMut(usize, &mut dyn Read) -> Result<()>,
     ) -> Result<()> {
-        let mut rels = Vec::new();
+        let mut wanted = Vec::new();
         for (i, p) in paths.iter().enumerate() {
             let s = self
                 .sources
                 .get(p)
                 .ok_or_else(|| Error::not_found(format!("regular file {p}"), self.name.clone()))?;
-            rels.push((i, s.clone()));
+            wanted.push((i, s));
         }
-        visit_merged(&self.tree, self.src.as_ref(), &rels, visit)
+        visit_merged(&self.tree, self.src.as_ref(), &wanted, visit)
     }
 
-    fn node(&self, path: &str) -> Option<Node> {
+    fn node(&self, path: &ImagePath) -> Option<Node> {
         self.nodes.get(path).cloned()
     }
 
-    fn paths(&self) -> Vec<String> {
+    fn paths(&self) -> Vec<ImagePath> {
         self.nodes.keys().cloned().collect()
     }
 
-    fn read_prefix(&self, path: &str, len: usize) -> Result<Vec<u8>> {
+    fn read_prefix(&self, path: &ImagePath, len: usize) -> Result<Vec<u8>> {
         self.heads
             .get(path)
             .map(|h| h[..len.min(h.len())].to_vec())
@@ -265,19 +257,13 @@ impl ImageTree for Selected {
 
 /// A repository directory placed at `dest`, for the guards (small trees:
 /// scripts, config files).
-pub fn dir_tree(dir: &Path, dest: &str, owner: Option<(u64, u64)>) -> Result<MemTree> {
+pub fn dir_tree(dir: &Path, dest: &ImagePath, owner: Option<(u64, u64)>) -> Result<MemTree> {
     use std::os::unix::fs::MetadataExt;
     let mut t = MemTree::new(format!("{} -> {dest}", dir.display()));
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.map_err(|e| Error::io(dir, e.into()))?;
         let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
-        let path = if rel.as_os_str().is_empty() {
-            dest.to_string()
-        } else if dest == "/" {
-            format!("/{}", rel.display())
-        } else {
-            format!("{dest}/{}", rel.display())
-        };
+        let path = dest.join(rel);
         let md = e
             .path()
             .symlink_metadata()
@@ -305,7 +291,7 @@ pub fn dir_tree(dir: &Path, dest: &str, owner: Option<(u64, u64)>) -> Result<Mem
                 .map_err(|err| Error::io(e.path(), err))?;
             (Node::file(mode, md.len()), head)
         };
-        t.insert(&path, Node { uid, gid, ..node }, content);
+        t.insert(path, Node { uid, gid, ..node }, content);
     }
     Ok(t)
 }
