@@ -114,6 +114,41 @@ impl Drop for StagingDir {
     }
 }
 
+/// A command's private scratch directory (a smoke's unpacked root, a
+/// spool of downloaded blobs, a build's staging layout): a [`StagingDir`]
+/// under `$TMPDIR/ocipack-UID/`, removed on drop. What a killed run left
+/// there is removed by the next run that asks for scratch space, as a
+/// layout's temp files are (see the module docs), so a `kill -9` leaves
+/// nothing that stays.
+pub fn scratch_dir() -> Result<StagingDir> {
+    scratch_dir_in(&std::env::temp_dir())
+}
+
+/// [`scratch_dir`] under `tmp` instead of `$TMPDIR`.
+pub fn scratch_dir_in(tmp: &Path) -> Result<StagingDir> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let parent = tmp.join(format!("ocipack-{uid}"));
+    match fs::DirBuilder::new().mode(0o700).create(&parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(&parent, e)),
+    }
+    // A shared TMPDIR: the directory must be ours and private, not one
+    // another user prepared (or a symlink to one).
+    let m = fs::symlink_metadata(&parent).map_err(|e| Error::io(&parent, e))?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
+        return Err(Error::invalid(
+            parent.display().to_string(),
+            format!(
+                "scratch directory is not a private directory of uid {uid} (mode 0700); remove it or set TMPDIR"
+            ),
+        ));
+    }
+    remove_stale_temp(&parent, TEMP_PREFIX)?;
+    StagingDir::new(&parent, TEMP_PREFIX)
+}
+
 fn still_linked(path: &Path, f: &File) -> bool {
     match (fs::symlink_metadata(path), f.metadata()) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
@@ -256,6 +291,35 @@ pub fn create_dir_all(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_left_by_a_dead_run_goes_a_live_one_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = scratch_dir_in(tmp.path()).unwrap();
+        std::fs::write(live.path().join("blob"), b"x").unwrap();
+        let parent = live.path().parent().unwrap().to_path_buf();
+        assert_eq!(
+            fs::metadata(&parent).unwrap().mode() & 0o777,
+            0o700,
+            "private to its user"
+        );
+        // A killed run: its directory stays, its lock is gone.
+        let dead = scratch_dir_in(tmp.path()).unwrap();
+        let dead_dir = dead.path().to_path_buf();
+        let lock_path = PathBuf::from(dead_dir.to_str().unwrap().trim_end_matches(STAGING_SUFFIX));
+        std::mem::forget(dead);
+        fs::remove_file(&lock_path).unwrap();
+        let next = scratch_dir_in(tmp.path()).unwrap();
+        assert!(!dead_dir.exists(), "the dead run's scratch is removed");
+        assert!(live.path().join("blob").exists(), "a live run's stays");
+        drop(next);
+        drop(live);
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0);
+        // Not ours or not private: refused.
+        fs::set_permissions(&parent, Permissions::from_mode(0o777)).unwrap();
+        let e = scratch_dir_in(tmp.path()).err().unwrap();
+        assert!(e.to_string().contains("private"), "{e}");
+    }
 
     #[test]
     fn stale_temp_files_go_live_ones_stay() {

@@ -713,10 +713,11 @@ impl DockerArchiveWriter {
             }
         };
         let dir = atomic::parent_dir(&path).to_path_buf();
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        // Locked like every temp file (see crate::atomic): unlocked, another
+        // writer's cleanup in this directory would take it for a dead
+        // writer's and remove it mid-write.
+        atomic::remove_stale_temp(&dir, TEMP_PREFIX)?;
+        let tmp = atomic::temp_file(&dir)?;
         let w = DockerArchiveWriter {
             path,
             repo_tag,

@@ -203,10 +203,7 @@ pub fn exec_smoke(
             qemu_missing(arch),
         ));
     };
-    let tmp = tempfile::Builder::new()
-        .prefix("ocipack-smoke-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = crate::atomic::scratch_dir()?;
     let root = tmp.path().join("rootfs");
     let opts = UnpackOptions {
         preserve_ownership: false,

@@ -225,6 +225,74 @@ fn stale_staging_of_a_killed_unpack_is_removed_by_the_next() {
     assert!(root2.join("etc/passwd").is_file());
 }
 
+/// Commands' scratch space (a smoke's root, a spool, a build's staging
+/// layout) lives under `$TMPDIR/ocipack-UID/`; what a `kill -9` leaves
+/// there is removed by the next command that takes scratch space.
+#[test]
+fn scratch_of_a_killed_run_is_removed_by_the_next() {
+    let t = tempfile::tempdir().unwrap();
+    let tmp = t.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let dir = t.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(
+        dir.join("data"),
+        (0..(8u32 << 20))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let mut child = ocipack_cmd()
+        .env("TMPDIR", &tmp)
+        .args(["bench", "dir", d, "--json", "--seconds", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scratch = |tmp: &Path| -> Vec<PathBuf> {
+        fs::read_dir(tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ocipack-"))
+            .flat_map(|e| fs::read_dir(e.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !scratch(&tmp)
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "d"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scratch directory appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = scratch(&tmp);
+    assert!(!left.is_empty(), "a killed run leaves its scratch behind");
+    run_ok(ocipack_cmd().env("TMPDIR", &tmp).args([
+        "bench",
+        "dir",
+        d,
+        "--json",
+        "--bytes",
+        "1MiB",
+        "--seconds",
+        "0.2",
+    ]));
+    let now = scratch(&tmp);
+    assert!(
+        now.is_empty(),
+        "left by the killed run: {left:?}; still there: {now:?}"
+    );
+}
+
 #[test]
 fn a_full_disk_leaves_no_partial_rootfs() {
     assert!(

@@ -80,10 +80,7 @@ pub fn bench_dir(
     progress: &mut dyn FnMut(&str),
 ) -> Result<DirReport> {
     let threads = threads.max(1);
-    let scratch = tempfile::Builder::new()
-        .prefix(".ocipack-bench-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let scratch = crate::atomic::scratch_dir()?;
     let layout = Layout::open_or_create(scratch.path().join("layout"))?;
     let opts = LayerOptions {
         compression: Compression::None,

@@ -111,7 +111,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Layout::open_or_create(path).with_context(|| format!("opening {}", a.out))?
         }
         _ => {
-            staging = tempfile::tempdir().context("creating a staging directory")?;
+            staging = ocipack::atomic::scratch_dir().context("creating a staging directory")?;
             Layout::open_or_create(staging.path().join("oci"))?
         }
     };

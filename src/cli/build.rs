@@ -169,9 +169,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let path = if a.dry_run {
                 PathBuf::from("<staging>")
             } else {
-                let t = tempfile::Builder::new()
-                    .prefix("ocipack-build-")
-                    .tempdir()
+                let t = ocipack::atomic::scratch_dir()
                     .context("creating a staging directory (set TMPDIR or give --out)")?;
                 let p = t.path().join("layout");
                 staging_dir = Some(t);

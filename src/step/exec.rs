@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use oci_spec::image::Descriptor;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::guard::GuardOutcome;
 use crate::layout::Layout;
 use crate::platform::TargetArch;
@@ -79,10 +79,7 @@ pub fn exec_guards(
             o
         }));
     };
-    let tmp = tempfile::Builder::new()
-        .prefix("ocipack-exec-guards-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = crate::atomic::scratch_dir()?;
     let staging = Layout::open_or_create(tmp.path().join("staging"))?;
     let staged = stage(&staging)?;
     let staged_src = LayoutSource {
