@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::tools::{require, run_ok};
+use common::tools::require;
 use common::{debian, ocipack, ocipack_ok};
 
 struct Case {
@@ -53,52 +53,17 @@ const AMD64: Case = Case {
 /// suites `/lib`, `/bin`, `/sbin` are the links base-files ships.
 fn gcc_image(c: &Case, tmp: &Path) -> String {
     require("umoci");
-    let cache = debian::cache_dir(tmp);
-    let debs = debian::download(&cache, c.suite, c.arch, &["gcc", c.gcc]);
-    let root = tmp.join("rootfs");
-    debian::extract(&debs, &root);
-    let usr_merged = !root.join("lib").exists();
-    if usr_merged {
-        for d in ["lib", "bin", "sbin"] {
-            std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d)).unwrap();
-        }
-    }
+    let root = debian::rootfs(tmp, c.suite, c.arch, &["gcc", c.gcc]);
     std::fs::create_dir_all(root.join("etc/alternatives")).unwrap();
     std::os::unix::fs::symlink("/usr/bin/gcc", root.join("etc/alternatives/cc")).unwrap();
     std::os::unix::fs::symlink("/etc/alternatives/cc", root.join("usr/bin/cc")).unwrap();
-
-    let base = tmp.join("base");
-    let base_s = base.display().to_string();
-    run_ok("umoci", &["init", "--layout", &base_s]);
-    run_ok("umoci", &["new", "--image", &format!("{base_s}:empty")]);
-    run_ok(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &format!("{base_s}:empty"),
-            "--architecture",
-            c.arch,
-            "--os",
-            "linux",
-            "--config.env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ],
-    );
-    let image = format!("oci:{}:gcc", tmp.join("img").display());
-    ocipack_ok(&[
-        "append",
-        "--base",
-        &format!("oci:{base_s}:empty"),
-        "--dir",
-        &root.display().to_string(),
-        "--out",
-        &image,
-        "--no-cache",
-        "--compression",
-        "none",
-    ]);
-    image
+    debian::image_of_root(
+        tmp,
+        &root,
+        c.arch,
+        &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "gcc",
+    )
 }
 
 fn smoke(c: &Case, image: &str) -> std::process::Output {
