@@ -37,6 +37,7 @@ pub mod referrers;
 pub mod registry;
 pub mod run_id;
 pub mod smoke;
+pub mod spool;
 pub mod step;
 pub mod timestamp;
 pub mod transport;

@@ -3,13 +3,18 @@
 //! amd64 (bookworm), downloaded at test time, unpacked with `dpkg-deb -x`
 //! into an image's payload, and run by `verify --exec-smoke` under
 //! qemu-user: the driver, `cc1` and `as` are separate target programs.
+//! The arm64 image is also verified from a registry, counting what it
+//! downloads.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::tools::{require, run_ok};
-use common::{debian, ocipack, ocipack_ok};
+use common::proxy::FaultProxy;
+use common::registry::Registry;
+use common::tools::require;
+use common::{debian, ocipack, ocipack_cmd, ocipack_ok, run_ok};
 
 struct Case {
     arch: &'static str,
@@ -53,52 +58,17 @@ const AMD64: Case = Case {
 /// suites `/lib`, `/bin`, `/sbin` are the links base-files ships.
 fn gcc_image(c: &Case, tmp: &Path) -> String {
     require("umoci");
-    let cache = debian::cache_dir(tmp);
-    let debs = debian::download(&cache, c.suite, c.arch, &["gcc", c.gcc]);
-    let root = tmp.join("rootfs");
-    debian::extract(&debs, &root);
-    let usr_merged = !root.join("lib").exists();
-    if usr_merged {
-        for d in ["lib", "bin", "sbin"] {
-            std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d)).unwrap();
-        }
-    }
+    let root = debian::rootfs(tmp, c.suite, c.arch, &["gcc", c.gcc]);
     std::fs::create_dir_all(root.join("etc/alternatives")).unwrap();
     std::os::unix::fs::symlink("/usr/bin/gcc", root.join("etc/alternatives/cc")).unwrap();
     std::os::unix::fs::symlink("/etc/alternatives/cc", root.join("usr/bin/cc")).unwrap();
-
-    let base = tmp.join("base");
-    let base_s = base.display().to_string();
-    run_ok("umoci", &["init", "--layout", &base_s]);
-    run_ok("umoci", &["new", "--image", &format!("{base_s}:empty")]);
-    run_ok(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &format!("{base_s}:empty"),
-            "--architecture",
-            c.arch,
-            "--os",
-            "linux",
-            "--config.env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ],
-    );
-    let image = format!("oci:{}:gcc", tmp.join("img").display());
-    ocipack_ok(&[
-        "append",
-        "--base",
-        &format!("oci:{base_s}:empty"),
-        "--dir",
-        &root.display().to_string(),
-        "--out",
-        &image,
-        "--no-cache",
-        "--compression",
-        "none",
-    ]);
-    image
+    debian::image_of_root(
+        tmp,
+        &root,
+        c.arch,
+        &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "gcc",
+    )
 }
 
 fn smoke(c: &Case, image: &str) -> std::process::Output {
@@ -269,4 +239,97 @@ fn debian_riscv64_gcc_compiles_under_qemu() {
 #[test]
 fn debian_amd64_gcc_compiles_under_qemu() {
     real_gcc(&AMD64);
+}
+
+/// `verify --exec-smoke` on a registry image downloads each manifest and
+/// blob once: the guards' passes and the smoke's unpack read the same
+/// copy. Counted at a logging proxy in front of a real registry, for a tag
+/// naming the manifest and a tag naming an index of it.
+#[test]
+fn registry_image_is_fetched_once_for_guards_and_smoke() {
+    let c = &ARM64;
+    require(c.qemu);
+    let tmp = tempfile::tempdir().unwrap();
+    let image = gcc_image(c, tmp.path());
+    let reg = Registry::start();
+    run_ok(ocipack_cmd().args(["copy", &image, &reg.url("smoke/gcc:manifest")]));
+    let manifest = reg
+        .manifest("smoke/gcc", "manifest")
+        .expect("the pushed manifest");
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let manifest_digest = ocipack::digest::sha256(&manifest).to_string();
+    let digest = |d: &serde_json::Value| d["digest"].as_str().unwrap().to_string();
+    let mut blobs = vec![digest(&m["config"])];
+    blobs.extend(m["layers"].as_array().unwrap().iter().map(digest));
+
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": m["mediaType"]
+                .as_str()
+                .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "platform": { "architecture": c.arch, "os": "linux" },
+        }],
+    });
+    let put = reg
+        .request(
+            "PUT",
+            "/v2/smoke/gcc/manifests/index",
+            &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+            &serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(put.status, 201, "PUT index: {put:?}");
+
+    let proxy = FaultProxy::start(&reg.host(), vec![]);
+    for (tag, manifests) in [
+        ("manifest", vec!["manifest"]),
+        ("index", vec!["index", manifest_digest.as_str()]),
+    ] {
+        proxy.clear_log();
+        let out = ocipack_cmd()
+            .args(["verify", "--json", "--exec-smoke", "--arch", c.arch])
+            .arg(proxy.url(&format!("smoke/gcc:{tag}")))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{tag}: verify --exec-smoke from the registry failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["exec_smoke"]["status"], "passed", "{tag}: {v}");
+
+        let log = proxy.log();
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in &log {
+            let path = l.target.split('?').next().unwrap_or_default();
+            if path.contains("/manifests/") || path.contains("/blobs/") {
+                seen.entry(path.to_string())
+                    .or_default()
+                    .push(l.method.clone());
+            }
+        }
+        let want: BTreeMap<String, Vec<String>> = manifests
+            .iter()
+            .map(|r| format!("/v2/smoke/gcc/manifests/{r}"))
+            .chain(blobs.iter().map(|b| format!("/v2/smoke/gcc/blobs/{b}")))
+            .map(|p| (p, vec!["GET".to_string()]))
+            .collect();
+        let all: Vec<String> = log
+            .iter()
+            .map(|l| format!("{} {}", l.method, l.target))
+            .collect();
+        assert_eq!(
+            seen,
+            want,
+            "{tag}: requests per manifest and blob; all {} requests:\n{}",
+            all.len(),
+            all.join("\n")
+        );
+    }
 }

@@ -138,51 +138,14 @@ fn matches_ldconfig(c: &Case) {
     require("umoci");
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let cache = debian::cache_dir(t);
-    let debs = debian::download(&cache, c.suite, c.arch, &["libc6", "libc-bin"]);
-    let root = t.join("rootfs");
-    debian::extract(&debs, &root);
-    if !root.join("lib").exists() {
-        // usr-merged suites: the links base-files ships.
-        for d in ["lib", "bin", "sbin"] {
-            std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d)).unwrap();
-        }
-    }
+    let root = debian::rootfs(t, c.suite, c.arch, &["libc6", "libc-bin"]);
     assert!(
         !root.join("etc/ld.so.cache").exists(),
         "libc6 ships no cache"
     );
 
     // The base image: the libc root alone.
-    let base = t.join("base");
-    let base_s = base.display().to_string();
-    run_ok("umoci", &["init", "--layout", &base_s]);
-    run_ok("umoci", &["new", "--image", &format!("{base_s}:empty")]);
-    run_ok(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &format!("{base_s}:empty"),
-            "--architecture",
-            c.arch,
-            "--os",
-            "linux",
-        ],
-    );
-    let base_ref = format!("oci:{}:libc", t.join("img").display());
-    ocipack_ok(&[
-        "append",
-        "--base",
-        &format!("oci:{base_s}:empty"),
-        "--dir",
-        &root.display().to_string(),
-        "--out",
-        &base_ref,
-        "--no-cache",
-        "--compression",
-        "none",
-    ]);
+    let base_ref = debian::image_of_root(t, &root, c.arch, &[], "libc");
 
     // The step: the payload and its ld.so.conf.d file (default ld_cache:
     // on, the base has glibc).

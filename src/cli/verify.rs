@@ -6,7 +6,9 @@ use ocipack::platform::TargetArch;
 use ocipack::recipe::VarInputs;
 use ocipack::reference::Reference;
 use ocipack::smoke::SmokeReport;
+use ocipack::spool::SpooledSource;
 use ocipack::step::run::{resolve_for_verify, verify};
+use ocipack::transport::ImageSource;
 
 use super::registry_args::RegistryArgs;
 
@@ -60,22 +62,25 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     // Opened and resolved once: the guards and the exec smoke read the
-    // same image (a registry image is fetched once).
+    // same image. They read its layers several times, so a registry
+    // image's blobs are spooled to disk and each downloaded once (layouts
+    // and archives are on disk already).
     let name = a.reference.to_string();
-    let src = a.registry.open_source_quiet(&a.reference)?;
-    let img =
-        resolve_for_verify(src.as_ref(), a.arch).with_context(|| format!("verifying {name}"))?;
-    let report = verify(
-        &name,
-        src.as_ref(),
-        &img,
-        a.arch,
-        recipe.as_ref(),
-        &BTreeMap::new(),
-    )
-    .with_context(|| format!("verifying {name}"))?;
+    let opened = a.registry.open_source_quiet(&a.reference)?;
+    let spooled;
+    let src: &dyn ImageSource = match &a.reference {
+        Reference::Registry(_) => {
+            spooled =
+                SpooledSource::new(opened.as_ref()).with_context(|| format!("verifying {name}"))?;
+            &spooled
+        }
+        _ => opened.as_ref(),
+    };
+    let img = resolve_for_verify(src, a.arch).with_context(|| format!("verifying {name}"))?;
+    let report = verify(&name, src, &img, a.arch, recipe.as_ref(), &BTreeMap::new())
+        .with_context(|| format!("verifying {name}"))?;
     let smoke = if a.exec_smoke {
-        Some(ocipack::smoke::exec_smoke(src.as_ref(), &img, a.arch, &a.compiler)?.report())
+        Some(ocipack::smoke::exec_smoke(src, &img, a.arch, &a.compiler)?.report())
     } else {
         None
     };

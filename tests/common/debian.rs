@@ -1,7 +1,8 @@
-//! Real Debian compilers for the exec-smoke tests: `gcc` of one suite and
-//! architecture, downloaded from deb.debian.org with apt (a private apt
-//! root, so the host's apt state is untouched) and unpacked with
-//! `dpkg-deb -x`, the way a rootfs gets its payload.
+//! Real Debian roots for the exec-smoke and ld.so.cache tests: packages
+//! (`gcc`, `libc6`...) of one suite and architecture, downloaded from
+//! deb.debian.org with apt (a private apt root, so the host's apt state is
+//! untouched) and unpacked with `dpkg-deb -x`, the way a rootfs gets its
+//! payload ([`rootfs`]), then made an image ([`image_of_root`]).
 //!
 //! Downloads are kept in `$OCIPACK_TEST_CACHE` when set (reruns then only
 //! refresh the package lists), else in a temp dir of the test run.
@@ -9,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::tools::require;
+use super::ocipack_ok;
+use super::tools::{require, run_ok};
 
 /// The Debian mirror the tests use.
 pub const MIRROR: &str = "http://deb.debian.org/debian";
@@ -138,4 +140,61 @@ pub fn extract(debs: &[PathBuf], root: &Path) {
             Command::new("dpkg-deb").arg("-x").arg(deb).arg(root),
         );
     }
+}
+
+/// A root of `packages` (with their dependencies) of `suite`/`arch`,
+/// unpacked into `tmp/rootfs`; on usr-merged suites `/lib`, `/bin` and
+/// `/sbin` are the links base-files ships. Downloads go to
+/// [`cache_dir`]`(tmp)`.
+pub fn rootfs(tmp: &Path, suite: &str, arch: &str, packages: &[&str]) -> PathBuf {
+    let cache = cache_dir(tmp);
+    let debs = download(&cache, suite, arch, packages);
+    let root = tmp.join("rootfs");
+    extract(&debs, &root);
+    let usr_merged = !root.join("lib").exists();
+    if usr_merged {
+        for d in ["lib", "bin", "sbin"] {
+            std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d)).unwrap();
+        }
+    }
+    root
+}
+
+/// `root` as an image `oci:TMP/img:TAG`: an empty base written by umoci
+/// in `tmp/base` (config: `arch`, linux, and each of `env`), plus `root`
+/// as one uncompressed layer written by `ocipack append`.
+pub fn image_of_root(tmp: &Path, root: &Path, arch: &str, env: &[&str], tag: &str) -> String {
+    require("umoci");
+    let base = tmp.join("base");
+    let base_s = base.display().to_string();
+    let empty = format!("{base_s}:empty");
+    run_ok("umoci", &["init", "--layout", &base_s]);
+    run_ok("umoci", &["new", "--image", &empty]);
+    let mut config = vec![
+        "config",
+        "--image",
+        &empty,
+        "--architecture",
+        arch,
+        "--os",
+        "linux",
+    ];
+    for e in env {
+        config.extend(["--config.env", e]);
+    }
+    run_ok("umoci", &config);
+    let image = format!("oci:{}:{tag}", tmp.join("img").display());
+    ocipack_ok(&[
+        "append",
+        "--base",
+        &format!("oci:{base_s}:empty"),
+        "--dir",
+        &root.display().to_string(),
+        "--out",
+        &image,
+        "--no-cache",
+        "--compression",
+        "none",
+    ]);
+    image
 }
