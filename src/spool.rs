@@ -6,8 +6,9 @@
 //! on a registry image: the guards' passes, then the smoke's unpack), so
 //! each blob is downloaded once.
 //!
-//! Memory stays bounded: blobs stream to disk through a fixed buffer; the
-//! temp dir (and every spooled blob) is removed when the source is dropped.
+//! Memory stays bounded: blobs stream to disk through a fixed buffer. The
+//! spool is scratch space ([`atomic::scratch_dir`]): removed when the
+//! source is dropped, and by the next run if this one is killed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use oci_spec::image::Descriptor;
 
+use crate::atomic::{self, StagingDir};
 use crate::digest::{check_sha256, read_verified, VerifyingReader};
 use crate::endpoint::ImageSource;
 use crate::error::{Error, Result};
@@ -31,7 +33,7 @@ const BUFFER: usize = 256 * 1024;
 /// themselves).
 pub struct SpooledSource<'a> {
     inner: &'a dyn ImageSource,
-    dir: tempfile::TempDir,
+    dir: StagingDir,
     /// One slot per blob digest, true once the blob is spooled. Its lock
     /// is held while the blob downloads, so threads reading the same blob
     /// at once wait for one download instead of starting their own.
@@ -39,17 +41,18 @@ pub struct SpooledSource<'a> {
 }
 
 impl<'a> SpooledSource<'a> {
-    /// Spools into a new temp dir under the system's (`$TMPDIR`).
+    /// Spools into the command's scratch space ([`atomic::scratch_dir`],
+    /// under `$TMPDIR`: what a killed run leaves is removed by the next).
     pub fn new(inner: &'a dyn ImageSource) -> Result<SpooledSource<'a>> {
-        Self::new_in(inner, &std::env::temp_dir())
+        Self::in_dir(inner, atomic::scratch_dir()?)
     }
 
-    /// Spools into a new temp dir under `parent`.
-    pub fn new_in(inner: &'a dyn ImageSource, parent: &Path) -> Result<SpooledSource<'a>> {
-        let dir = tempfile::Builder::new()
-            .prefix("ocipack-spool-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+    /// Spools into scratch space under `tmp` instead of `$TMPDIR`.
+    pub fn new_in(inner: &'a dyn ImageSource, tmp: &Path) -> Result<SpooledSource<'a>> {
+        Self::in_dir(inner, atomic::scratch_dir_in(tmp)?)
+    }
+
+    fn in_dir(inner: &'a dyn ImageSource, dir: StagingDir) -> Result<SpooledSource<'a>> {
         Ok(SpooledSource {
             inner,
             dir,
