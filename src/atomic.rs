@@ -116,37 +116,73 @@ impl Drop for StagingDir {
 
 /// A command's private scratch directory (a smoke's unpacked root, a
 /// spool of downloaded blobs, a build's staging layout): a [`StagingDir`]
-/// under `$TMPDIR/ocipack-UID/`, removed on drop. What a killed run left
-/// there is removed by the next run that asks for scratch space, as a
-/// layout's temp files are (see the module docs), so a `kill -9` leaves
-/// nothing that stays.
-pub fn scratch_dir() -> Result<StagingDir> {
+/// under `$TMPDIR/ocipack-UID/`, removed on drop (with that parent when it
+/// is left empty, so `$TMPDIR` is as it was). What a killed run left there
+/// is removed by the next run that asks for scratch space, as a layout's
+/// temp files are (see the module docs), so a `kill -9` leaves nothing
+/// that stays.
+pub struct ScratchDir {
+    staging: Option<StagingDir>,
+    parent: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        self.staging.as_ref().map_or(&self.parent, StagingDir::path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        self.staging.take();
+        // Fails (and is meant to) while another run has scratch there.
+        let _ = fs::remove_dir(&self.parent);
+    }
+}
+
+/// A new [`ScratchDir`] under `$TMPDIR`.
+pub fn scratch_dir() -> Result<ScratchDir> {
     scratch_dir_in(&std::env::temp_dir())
 }
 
 /// [`scratch_dir`] under `tmp` instead of `$TMPDIR`.
-pub fn scratch_dir_in(tmp: &Path) -> Result<StagingDir> {
+pub fn scratch_dir_in(tmp: &Path) -> Result<ScratchDir> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let parent = tmp.join(format!("ocipack-{uid}"));
-    match fs::DirBuilder::new().mode(0o700).create(&parent) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(&parent, e)),
+    let mut attempts = 0;
+    loop {
+        match fs::DirBuilder::new().mode(0o700).create(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&parent, e)),
+        }
+        // A shared TMPDIR: the directory must be ours and private, not one
+        // another user prepared (or a symlink to one).
+        let m = fs::symlink_metadata(&parent).map_err(|e| Error::io(&parent, e))?;
+        if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
+            return Err(Error::invalid(
+                parent.display().to_string(),
+                format!(
+                    "scratch directory is not a private directory of uid {uid} (mode 0700); remove it or set TMPDIR"
+                ),
+            ));
+        }
+        let made = remove_stale_temp(&parent, TEMP_PREFIX)
+            .and_then(|_| StagingDir::new(&parent, TEMP_PREFIX));
+        match made {
+            Ok(staging) => {
+                return Ok(ScratchDir {
+                    staging: Some(staging),
+                    parent,
+                })
+            }
+            // Another run removed the (then empty) parent as we created
+            // it: make it again.
+            Err(_) if !parent.exists() && attempts < 8 => attempts += 1,
+            Err(e) => return Err(e),
+        }
     }
-    // A shared TMPDIR: the directory must be ours and private, not one
-    // another user prepared (or a symlink to one).
-    let m = fs::symlink_metadata(&parent).map_err(|e| Error::io(&parent, e))?;
-    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
-        return Err(Error::invalid(
-            parent.display().to_string(),
-            format!(
-                "scratch directory is not a private directory of uid {uid} (mode 0700); remove it or set TMPDIR"
-            ),
-        ));
-    }
-    remove_stale_temp(&parent, TEMP_PREFIX)?;
-    StagingDir::new(&parent, TEMP_PREFIX)
 }
 
 fn still_linked(path: &Path, f: &File) -> bool {
@@ -314,8 +350,9 @@ mod tests {
         assert!(live.path().join("blob").exists(), "a live run's stays");
         drop(next);
         drop(live);
-        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0);
+        assert!(!parent.exists(), "an empty scratch parent is removed");
         // Not ours or not private: refused.
+        fs::DirBuilder::new().mode(0o777).create(&parent).unwrap();
         fs::set_permissions(&parent, Permissions::from_mode(0o777)).unwrap();
         let e = scratch_dir_in(tmp.path()).err().unwrap();
         assert!(e.to_string().contains("private"), "{e}");

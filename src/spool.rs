@@ -18,11 +18,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use oci_spec::image::Descriptor;
 
-use crate::atomic::{self, StagingDir};
+use crate::atomic::{self, ScratchDir};
 use crate::digest::{check_sha256, read_verified, VerifyingReader};
 use crate::endpoint::ImageSource;
 use crate::error::{Error, Result};
 use crate::manifest::{RawManifest, MAX_METADATA_SIZE};
+use crate::reference::Reference;
+use crate::registry::RegistryOptions;
+use crate::transport::open_source_with;
 
 /// The copy buffer of one spooling blob.
 const BUFFER: usize = 256 * 1024;
@@ -32,32 +35,112 @@ const BUFFER: usize = 256 * 1024;
 /// and referrers are passed through (sources keep those small answers
 /// themselves).
 pub struct SpooledSource<'a> {
-    inner: &'a dyn ImageSource,
-    dir: StagingDir,
+    inner: Inner<'a>,
+    dir: ScratchDir,
     /// One slot per blob digest, true once the blob is spooled. Its lock
     /// is held while the blob downloads, so threads reading the same blob
     /// at once wait for one download instead of starting their own.
     slots: Mutex<HashMap<String, Arc<Mutex<bool>>>>,
 }
 
+/// The wrapped source: borrowed (a command holding it for its own use) or
+/// owned (a source handed on, as the step runner's inputs are).
+enum Inner<'a> {
+    Borrowed(&'a dyn ImageSource),
+    Owned(Box<dyn ImageSource + 'a>),
+}
+
+/// Wraps `src` in a [`SpooledSource`] when `reference` is a registry image
+/// (each blob downloaded once however often the command reads it); a
+/// layout or an archive is on disk already and is returned as it is. For
+/// commands that read a source's layers more than once (build steps,
+/// extract, verify); a one-pass copy does not spool.
+pub fn for_reference<'a>(
+    reference: &Reference,
+    src: Box<dyn ImageSource + 'a>,
+) -> Result<Box<dyn ImageSource + 'a>> {
+    Ok(match reference {
+        Reference::Registry(_) => Box::new(SpooledSource::owning(src)?),
+        _ => src,
+    })
+}
+
+/// The registry images of one run, each opened (and spooled) once and
+/// shared by everything that reads it: a build derives its run id from
+/// what each reference resolves to, then its steps read the same opened
+/// sources, so a tag is resolved once (it cannot move between the run id
+/// and the build) and each blob is downloaded once for all arches and
+/// steps. Layouts and archives are opened afresh each time: they are on
+/// disk, and a layout the run writes (the package a wrapper builds on) must
+/// be read as it is then.
+pub struct SharedSources {
+    registry: RegistryOptions,
+    opened: Mutex<HashMap<String, Arc<dyn ImageSource>>>,
+}
+
+impl SharedSources {
+    pub fn new(registry: RegistryOptions) -> SharedSources {
+        SharedSources {
+            registry,
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How registry images are read.
+    pub fn registry_options(&self) -> &RegistryOptions {
+        &self.registry
+    }
+
+    /// The source of `reference`: the one already opened for a registry
+    /// image, else a new one (spooled for a registry image).
+    pub fn open(&self, reference: &Reference) -> Result<Arc<dyn ImageSource>> {
+        if !matches!(reference, Reference::Registry(_)) {
+            return Ok(Arc::from(open_source_with(reference, &self.registry)?));
+        }
+        let key = reference.to_string();
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = opened.get(&key) {
+            return Ok(s.clone());
+        }
+        let src: Arc<dyn ImageSource> = Arc::from(for_reference(
+            reference,
+            open_source_with(reference, &self.registry)?,
+        )?);
+        opened.insert(key, src.clone());
+        Ok(src)
+    }
+}
+
 impl<'a> SpooledSource<'a> {
+    /// [`SpooledSource::new`] for a source it keeps.
+    pub fn owning(inner: Box<dyn ImageSource + 'a>) -> Result<SpooledSource<'a>> {
+        Self::in_dir(Inner::Owned(inner), atomic::scratch_dir()?)
+    }
+
     /// Spools into the command's scratch space ([`atomic::scratch_dir`],
     /// under `$TMPDIR`: what a killed run leaves is removed by the next).
     pub fn new(inner: &'a dyn ImageSource) -> Result<SpooledSource<'a>> {
-        Self::in_dir(inner, atomic::scratch_dir()?)
+        Self::in_dir(Inner::Borrowed(inner), atomic::scratch_dir()?)
     }
 
     /// Spools into scratch space under `tmp` instead of `$TMPDIR`.
     pub fn new_in(inner: &'a dyn ImageSource, tmp: &Path) -> Result<SpooledSource<'a>> {
-        Self::in_dir(inner, atomic::scratch_dir_in(tmp)?)
+        Self::in_dir(Inner::Borrowed(inner), atomic::scratch_dir_in(tmp)?)
     }
 
-    fn in_dir(inner: &'a dyn ImageSource, dir: StagingDir) -> Result<SpooledSource<'a>> {
+    fn in_dir(inner: Inner<'a>, dir: ScratchDir) -> Result<SpooledSource<'a>> {
         Ok(SpooledSource {
             inner,
             dir,
             slots: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn inner(&self) -> &dyn ImageSource {
+        match &self.inner {
+            Inner::Borrowed(s) => *s,
+            Inner::Owned(s) => s.as_ref(),
+        }
     }
 
     /// The temp dir holding the spooled blobs (one file per digest).
@@ -86,12 +169,12 @@ impl<'a> SpooledSource<'a> {
         if *spooled {
             return Ok(path);
         }
-        let what = format!("{}@{}", self.inner.name(), desc.digest());
+        let what = format!("{}@{}", self.inner().name(), desc.digest());
         let mut tmp = tempfile::Builder::new()
             .prefix(".partial-")
             .tempfile_in(self.dir.path())
             .map_err(|e| Error::io(self.dir.path(), e))?;
-        let mut from = VerifyingReader::new(self.inner.open_blob(desc)?, desc);
+        let mut from = VerifyingReader::new(self.inner().open_blob(desc)?, desc);
         let mut buf = vec![0u8; BUFFER];
         loop {
             let n = match from.read(&mut buf) {
@@ -112,22 +195,22 @@ impl<'a> SpooledSource<'a> {
 
 impl ImageSource for SpooledSource<'_> {
     fn name(&self) -> String {
-        self.inner.name()
+        self.inner().name()
     }
 
     fn resolve(&self) -> Result<Descriptor> {
-        self.inner.resolve()
+        self.inner().resolve()
     }
 
     fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
-        self.inner.read_manifest(desc)
+        self.inner().read_manifest(desc)
     }
 
     fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size() > MAX_METADATA_SIZE {
             // Refused by the inner source before anything is downloaded,
             // with its own message.
-            return self.inner.read_blob(desc);
+            return self.inner().read_blob(desc);
         }
         let path = self.spool(desc)?;
         let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -143,7 +226,7 @@ impl ImageSource for SpooledSource<'_> {
     }
 
     fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        self.inner.referrers(subject)
+        self.inner().referrers(subject)
     }
 }
 

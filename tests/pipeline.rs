@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use common::proxy::FaultProxy;
 use common::registry::Registry;
 use common::*;
 use ocipack::layer::LayerOptions;
@@ -201,4 +202,123 @@ fn registry_options_reach_every_build_input() {
     let err = run_fail(ocipack_cmd().args(["inspect", &image]));
     assert!(err.contains("authentication"), "{err}");
     run_ok(ocipack_cmd().args(["inspect", &image, "--creds", "alice:s3cret"]));
+}
+
+/// A build reads each input's layers several times (merged view, guard
+/// heads, the ld.so.cache, the new layers, the reused base blobs). From a
+/// registry, each blob and manifest is downloaded once (spooled), and the
+/// layers are the ones a build from the same images in layouts writes.
+#[test]
+fn a_build_from_a_registry_downloads_each_blob_once() {
+    let reg = Registry::start();
+    let fx = fixtures();
+    let art = fx.join("artifacts");
+    let arch = "riscv64";
+    for (src, dest, all) in [
+        (
+            format!("oci:{}:base", fx.join("base").display()),
+            "c/base:v1",
+            true,
+        ),
+        (
+            format!("oci:{}:cross-android-{arch}", art.display()),
+            "c/artifact:a",
+            false,
+        ),
+        (
+            format!("oci:{}:venv-export-{arch}", art.display()),
+            "c/venv:v",
+            false,
+        ),
+    ] {
+        let mut cmd = ocipack_cmd();
+        cmd.args(["copy", &src, &reg.url(dest)]);
+        if all {
+            cmd.arg("--all");
+        }
+        run_ok(&mut cmd);
+    }
+    let proxy = FaultProxy::start(&reg.host(), vec![]);
+    let package = repo().join("layouts/fixtures/package.toml");
+    let wrapper = repo().join("layouts/fixtures/wrapper.toml");
+    let build = |base: String, artifact: String, venv: String, out: String| -> serde_json::Value {
+        json(&run_ok(
+            ocipack_cmd().env("SOURCE_DATE_EPOCH", "1700000000").args([
+                "build",
+                "--target-arches",
+                arch,
+                "--base",
+                &base,
+                "--artifact",
+                &artifact,
+                "--input",
+                &format!("venv={venv}"),
+                "--package-recipe",
+                package.to_str().unwrap(),
+                "--wrapper-recipe",
+                wrapper.to_str().unwrap(),
+                "--waive",
+                "dumpmachine=tested in tests/exec_guards.rs",
+                "--waive",
+                "smoke=tested in tests/exec_guards.rs",
+                "--out",
+                &out,
+                "--json",
+            ]),
+        ))
+    };
+    let t = tempfile::tempdir().unwrap();
+    let from_registry = build(
+        proxy.url("c/base:v1"),
+        proxy.url("c/artifact:a"),
+        proxy.url("c/venv:v"),
+        format!("oci:{}:t", t.path().join("r").display()),
+    );
+    let mut per_path: BTreeMap<String, usize> = BTreeMap::new();
+    for l in proxy.log() {
+        let path = l.target.split('?').next().unwrap_or_default().to_string();
+        if path.contains("/blobs/") || path.contains("/manifests/") {
+            *per_path.entry(format!("{} {path}", l.method)).or_default() += 1;
+        }
+    }
+    let blobs = per_path.keys().filter(|k| k.contains("/blobs/")).count();
+    // The base index, its riscv64 manifest, config and layer; the artifact's
+    // manifest, config and layers; the venv's.
+    assert!(blobs >= 6, "{per_path:#?}");
+    let repeated: Vec<_> = per_path.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "downloaded more than once: {repeated:#?}"
+    );
+    assert!(
+        per_path.keys().all(|k| k.starts_with("GET ")),
+        "{per_path:#?}"
+    );
+
+    let from_layouts = build(
+        format!("oci:{}:base", fx.join("base").display()),
+        format!("oci:{}:cross-android-{arch}", art.display()),
+        format!("oci:{}:venv-export-{arch}", art.display()),
+        format!("oci:{}:t", t.path().join("l").display()),
+    );
+    let layers = |r: &serde_json::Value, step: &str| -> Vec<String> {
+        let s = &r[step][0];
+        let base = s["base_layers"].as_array().unwrap().iter();
+        let added = s["added_layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| &l["descriptor"]);
+        base.chain(added)
+            .map(|d| d["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for step in ["packages", "wrappers"] {
+        let (r, l) = (layers(&from_registry, step), layers(&from_layouts, step));
+        assert!(!r.is_empty());
+        assert_eq!(
+            r, l,
+            "{step}: layers differ between registry and layout inputs"
+        );
+    }
 }

@@ -82,7 +82,8 @@ struct Report {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let src = a.registry.open_source_quiet(&a.base)?;
+    // Read twice (verified, then copied): a registry base is spooled.
+    let src = ocipack::spool::for_reference(&a.base, a.registry.open_source_quiet(&a.base)?)?;
     let img = resolve_image(src.as_ref(), a.arch.as_ref())
         .with_context(|| format!("resolving {}", a.base))?;
     let mut opts = LayerOptions {

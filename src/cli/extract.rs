@@ -38,7 +38,10 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let progress = ProgressScope::new("pulled", a.json);
     let opts = a.registry.source_options(&progress.0)?;
+    // The merged view, then the files: a registry image is spooled so
+    // its blobs are downloaded once.
     let src = open_source_with(&a.reference, &opts)
+        .and_then(|s| ocipack::spool::for_reference(&a.reference, s))
         .with_context(|| format!("opening {}", a.reference))?;
     let img = resolve_image(src.as_ref(), a.arch.as_ref())?;
     let req = ExtractRequest {

@@ -157,9 +157,10 @@ pub(super) fn request(
         run_id: a.run_id.clone(),
         waivers,
         layer_options,
-        registry: a
-            .registry
-            .source_options(&ocipack::registry::Progress::hidden())?,
+        sources: std::sync::Arc::new(ocipack::spool::SharedSources::new(
+            a.registry
+                .source_options(&ocipack::registry::Progress::hidden())?,
+        )),
     })
 }
 

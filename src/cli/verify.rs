@@ -6,9 +6,7 @@ use ocipack::platform::TargetArch;
 use ocipack::recipe::VarInputs;
 use ocipack::reference::Reference;
 use ocipack::smoke::SmokeReport;
-use ocipack::spool::SpooledSource;
 use ocipack::step::run::{resolve_for_verify, verify};
-use ocipack::transport::ImageSource;
 
 use super::registry_args::RegistryArgs;
 
@@ -66,16 +64,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // image's blobs are spooled to disk and each downloaded once (layouts
     // and archives are on disk already).
     let name = a.reference.to_string();
-    let opened = a.registry.open_source_quiet(&a.reference)?;
-    let spooled;
-    let src: &dyn ImageSource = match &a.reference {
-        Reference::Registry(_) => {
-            spooled =
-                SpooledSource::new(opened.as_ref()).with_context(|| format!("verifying {name}"))?;
-            &spooled
-        }
-        _ => opened.as_ref(),
-    };
+    let src =
+        ocipack::spool::for_reference(&a.reference, a.registry.open_source_quiet(&a.reference)?)
+            .with_context(|| format!("verifying {name}"))?;
+    let src = src.as_ref();
     let img = resolve_for_verify(src, a.arch).with_context(|| format!("verifying {name}"))?;
     let report = verify(&name, src, &img, a.arch, recipe.as_ref(), &BTreeMap::new())
         .with_context(|| format!("verifying {name}"))?;

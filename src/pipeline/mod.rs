@@ -11,6 +11,7 @@ mod publish;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -24,9 +25,9 @@ use crate::recipe::{RecipeKind, VarInputs};
 use crate::reference::Reference;
 use crate::registry::RegistryOptions;
 use crate::run_id::RunIdInputs;
+use crate::spool::SharedSources;
 use crate::step::run::{run_step, StepRequest};
 use crate::step::StepReport;
-use crate::transport::open_source_with;
 
 /// Everything a build needs, flags already parsed.
 #[derive(Debug, Clone)]
@@ -187,12 +188,18 @@ impl BuildPlan {
     /// base, artifact and each `--input` resolve to per arch, both recipes,
     /// the variables, the arches).
     pub fn run_id(&self, plans: &[ArchPlan]) -> Result<String> {
+        self.run_id_with(plans, &SharedSources::new(self.source_registry.clone()))
+    }
+
+    /// [`BuildPlan::run_id`] through the run's sources, which the steps
+    /// then read: a tag is resolved once, so the run id names what is
+    /// built even if the tag moves meanwhile.
+    fn run_id_with(&self, plans: &[ArchPlan], sources: &SharedSources) -> Result<String> {
         if let Some(r) = &self.run_id {
             return Ok(r.clone());
         }
         let digest = |r: &Reference| -> Result<String> {
-            let src = open_source_with(r, &self.source_registry)?;
-            Ok(src.resolve()?.digest().to_string())
+            Ok(sources.open(r)?.resolve()?.digest().to_string())
         };
         let mut ids = RunIdInputs {
             arches: self.arches.clone(),
@@ -218,7 +225,7 @@ impl BuildPlan {
         base: &Reference,
         inputs: BTreeMap<String, Reference>,
         out: &Reference,
-        run_id: &str,
+        run: &Run<'_>,
     ) -> StepRequest {
         let threads = (self.threads / self.arches.len().max(1)).max(1);
         StepRequest {
@@ -232,13 +239,13 @@ impl BuildPlan {
             base: base.clone(),
             inputs,
             out: out.clone(),
-            run_id: Some(run_id.to_string()),
+            run_id: Some(run.id.to_string()),
             waivers: self.waivers.clone(),
             layer_options: LayerOptions {
                 threads,
                 ..self.layer_options.clone()
             },
-            registry: self.source_registry.clone(),
+            sources: run.sources.clone(),
         }
     }
 }
@@ -252,8 +259,15 @@ fn per_arch(template: &str, arch: TargetArch) -> Result<Reference> {
 /// pushed), then publishing.
 pub fn build(plan: &BuildPlan, observer: &dyn Observer) -> Result<BuildReport> {
     let plans = plan.arch_plans()?;
-    let run_id = plan.run_id(&plans)?;
-    let (packages, wrappers) = build_arches(plan, &plans, &run_id, observer)?;
+    let sources = Arc::new(SharedSources::new(plan.source_registry.clone()));
+    let run_id = plan.run_id_with(&plans, &sources)?;
+    let run = Run {
+        id: &run_id,
+        sources: &sources,
+    };
+    let (packages, wrappers) = build_arches(plan, &plans, &run, observer)?;
+    // The spooled registry inputs are not needed to index and publish.
+    drop(sources);
 
     let mut opts = IndexOptions::new(plan.out.clone(), plan.arches.clone(), None)?;
     opts.force = plan.force;
@@ -293,19 +307,25 @@ pub fn build(plan: &BuildPlan, observer: &dyn Observer) -> Result<BuildReport> {
     })
 }
 
+/// What every step of one build shares: its run id and its sources.
+struct Run<'a> {
+    id: &'a str,
+    sources: &'a Arc<SharedSources>,
+}
+
 /// Package then wrapper for every arch, the arches in parallel: each is
 /// mostly its own compression work, and the layout takes concurrent
 /// writers (blobs by digest, a locked index).
 fn build_arches(
     plan: &BuildPlan,
     plans: &[ArchPlan],
-    run_id: &str,
+    run: &Run<'_>,
     observer: &dyn Observer,
 ) -> Result<(Vec<StepReport>, Vec<StepReport>)> {
     let results: Vec<Result<(StepReport, StepReport)>> = std::thread::scope(|s| {
         let handles: Vec<_> = plans
             .iter()
-            .map(|p| s.spawn(move || build_arch(plan, p, run_id, observer)))
+            .map(|p| s.spawn(move || build_arch(plan, p, run, observer)))
             .collect();
         handles
             .into_iter()
@@ -328,7 +348,7 @@ fn build_arches(
 fn build_arch(
     plan: &BuildPlan,
     p: &ArchPlan,
-    run_id: &str,
+    run: &Run<'_>,
     observer: &dyn Observer,
 ) -> Result<(StepReport, StepReport)> {
     let arch = p.arch;
@@ -339,7 +359,7 @@ fn build_arch(
         &p.base,
         artifact,
         &p.package,
-        run_id,
+        run,
     );
     observer.stage(arch, "package", &p.package);
     let pkg = run_step(&req)
@@ -351,7 +371,7 @@ fn build_arch(
         &p.package,
         p.inputs.clone(),
         &p.wrapper,
-        run_id,
+        run,
     );
     observer.stage(arch, "wrapper", &p.wrapper);
     let w = run_step(&req)

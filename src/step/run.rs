@@ -30,9 +30,9 @@ use crate::platform::{PlatformSpec, TargetArch};
 use crate::provenance::Provenance;
 use crate::recipe::{self, LayerSource, Recipe, RecipeKind, VarInputs};
 use crate::reference::{Reference, Selector};
-use crate::registry::RegistryOptions;
 use crate::run_id::RunIdInputs;
-use crate::transport::{open_source_with, ImageSource};
+use crate::spool::SharedSources;
+use crate::transport::ImageSource;
 use crate::tree::{ImagePath, ImageTree, MemTree, Stack};
 
 /// Everything a `package` or `wrapper` run needs.
@@ -50,9 +50,10 @@ pub struct StepRequest {
     /// Guard -> reason, from the command line.
     pub waivers: BTreeMap<String, String>,
     pub layer_options: LayerOptions,
-    /// How base and inputs in registries are read (credentials, TLS,
-    /// retries).
-    pub registry: RegistryOptions,
+    /// Where base and inputs are opened: registry images once per run
+    /// (a build shares one set across its arches and steps), with the
+    /// run's registry options (credentials, TLS, retries).
+    pub sources: Arc<SharedSources>,
 }
 
 /// An image the step reads: the base or an input.
@@ -108,7 +109,10 @@ pub fn run_step(req: &StepRequest) -> Result<StepReport> {
 
 fn plan(req: &StepRequest) -> Result<StepPlan> {
     let (out_dir, tag) = out_layout(&req.out)?;
-    let base_src = open_source_with(&req.base, &req.registry)?;
+    // A step reads its inputs' layers several times (merged view, guard
+    // heads, the ld.so.cache, the new layers, reused blobs): a registry
+    // image is spooled so each blob is downloaded once.
+    let base_src = req.sources.open(&req.base)?;
     let base_img = resolve_image(base_src.as_ref(), Some(&PlatformSpec::linux(req.arch)))?;
     let created = created(req.layer_options.source_date_epoch, &base_img.config_json);
     let cache = LayerCache::from_options(&req.layer_options);
@@ -120,7 +124,7 @@ fn plan(req: &StepRequest) -> Result<StepPlan> {
     let base = Opened {
         label: base_label,
         reference: req.base.clone(),
-        src: Arc::from(base_src),
+        src: base_src,
         img: base_img,
         tree: Arc::new(base_tree),
     };
@@ -184,7 +188,7 @@ fn open_inputs(
                 ))
             }
         };
-        let src = open_source_with(&reference, &req.registry)?;
+        let src = req.sources.open(&reference)?;
         let img = resolve_input(src.as_ref(), decl.platform, req.arch, recipe.build_arch)?;
         let label = format!("input {name} ({reference})");
         let tree =
@@ -194,7 +198,7 @@ fn open_inputs(
             Opened {
                 label,
                 reference,
-                src: Arc::from(src),
+                src,
                 img,
                 tree: Arc::new(tree),
             },
