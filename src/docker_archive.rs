@@ -1043,6 +1043,7 @@ impl ImageSink for DockerArchiveWriter {
 mod tests {
     use super::*;
     use crate::copy::{copy_image, CopyOptions};
+    use crate::endpoint::read_all;
 
     /// A tar with one file per (name, content).
     fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -1146,14 +1147,6 @@ mod tests {
             gz,
             cfg,
         }
-    }
-
-    fn read_all(src: &dyn ImageSource, d: &Descriptor) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        src.open_blob(d)?
-            .read_to_end(&mut out)
-            .map_err(|e| Error::from_io("test", e))?;
-        Ok(out)
     }
 
     #[test]

@@ -77,3 +77,13 @@ pub trait ImageSink: Send + Sync {
         Ok(())
     }
 }
+
+/// A whole blob of `src`, for unit tests of sources.
+#[cfg(test)]
+pub(crate) fn read_all(src: &dyn ImageSource, d: &Descriptor) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    src.open_blob(d)?
+        .read_to_end(&mut out)
+        .map_err(|e| crate::error::Error::from_io("test", e))?;
+    Ok(out)
+}

@@ -232,6 +232,7 @@ impl ImageSource for SpooledSource<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::endpoint::read_all;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use oci_spec::image::MediaType;
@@ -280,14 +281,6 @@ mod tests {
 
     fn layer(bytes: &[u8]) -> Descriptor {
         Descriptor::new(MediaType::ImageLayer, bytes.len() as u64, sha256(bytes))
-    }
-
-    fn read_all(src: &dyn ImageSource, d: &Descriptor) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        src.open_blob(d)?
-            .read_to_end(&mut out)
-            .map_err(|e| Error::from_io("test", e))?;
-        Ok(out)
     }
 
     #[test]

@@ -49,6 +49,38 @@ impl Observer for Recorder {
     }
 }
 
+/// `build` of one arch with the fixtures' recipes, an `--input venv=...`
+/// and the compiler guards waived (tested in tests/exec_guards.rs): the
+/// inputs' transport is what the tests here vary.
+fn one_arch_build(arch: &str, base: &str, artifact: &str, venv: &str, out: &str) -> Vec<String> {
+    let package = repo().join("layouts/fixtures/package.toml");
+    let wrapper = repo().join("layouts/fixtures/wrapper.toml");
+    [
+        "build",
+        "--target-arches",
+        arch,
+        "--base",
+        base,
+        "--artifact",
+        artifact,
+        "--input",
+        venv,
+        "--package-recipe",
+        package.to_str().unwrap(),
+        "--wrapper-recipe",
+        wrapper.to_str().unwrap(),
+        "--waive",
+        "dumpmachine=tested in tests/exec_guards.rs",
+        "--waive",
+        "smoke=tested in tests/exec_guards.rs",
+        "--out",
+        out,
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The quick start's plan, on the fixtures by absolute path.
 fn quick_start(out: Reference) -> BuildPlan {
     let fx = fixtures();
@@ -152,34 +184,7 @@ fn registry_options_reach_every_build_input() {
     let base = reg.url("b/base:v1");
     let artifact = reg.url("b/artifact:{arch}");
     let venv = format!("venv={}", reg.url("b/venv:{arch}"));
-    let package = repo().join("layouts/fixtures/package.toml");
-    let wrapper = repo().join("layouts/fixtures/wrapper.toml");
-    let args = |out: &str| -> Vec<String> {
-        [
-            "build",
-            "--target-arches",
-            "riscv64",
-            "--base",
-            &base,
-            "--artifact",
-            &artifact,
-            "--input",
-            &venv,
-            "--package-recipe",
-            package.to_str().unwrap(),
-            "--wrapper-recipe",
-            wrapper.to_str().unwrap(),
-            "--waive",
-            "dumpmachine=tested in tests/exec_guards.rs",
-            "--waive",
-            "smoke=tested in tests/exec_guards.rs",
-            "--out",
-            out,
-            "--json",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let args = |out: &str| one_arch_build("riscv64", &base, &artifact, &venv, out);
 
     // Without credentials: refused, naming the registry and the image.
     let err = run_fail(ocipack_cmd().args(args(&out)));
@@ -239,32 +244,12 @@ fn a_build_from_a_registry_downloads_each_blob_once() {
         run_ok(&mut cmd);
     }
     let proxy = FaultProxy::start(&reg.host(), vec![]);
-    let package = repo().join("layouts/fixtures/package.toml");
-    let wrapper = repo().join("layouts/fixtures/wrapper.toml");
     let build = |base: String, artifact: String, venv: String, out: String| -> serde_json::Value {
+        let args = one_arch_build(arch, &base, &artifact, &format!("venv={venv}"), &out);
         json(&run_ok(
-            ocipack_cmd().env("SOURCE_DATE_EPOCH", "1700000000").args([
-                "build",
-                "--target-arches",
-                arch,
-                "--base",
-                &base,
-                "--artifact",
-                &artifact,
-                "--input",
-                &format!("venv={venv}"),
-                "--package-recipe",
-                package.to_str().unwrap(),
-                "--wrapper-recipe",
-                wrapper.to_str().unwrap(),
-                "--waive",
-                "dumpmachine=tested in tests/exec_guards.rs",
-                "--waive",
-                "smoke=tested in tests/exec_guards.rs",
-                "--out",
-                &out,
-                "--json",
-            ]),
+            ocipack_cmd()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(args),
         ))
     };
     let t = tempfile::tempdir().unwrap();
