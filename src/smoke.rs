@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::guard::GuardOutcome;
 use crate::image::ResolvedImage;
+use crate::layer::ImagePath;
 use crate::platform::TargetArch;
 use crate::transport::ImageSource;
 use crate::unpack::{unpack_image, UnpackOptions};
@@ -363,16 +364,16 @@ pub fn run_smoke(
     // A shell-script wrapper cannot run without the target's shell; run the
     // `.real` binary it wraps, as the static compiler guard reads it.
     let mut exe = resolved.clone();
-    if fs::read(root.join(&exe))
+    if fs::read(root.join(exe.rel()))
         .map(|b| b.starts_with(b"#!"))
         .unwrap_or(false)
     {
-        let mut real = exe.clone().into_os_string();
+        let mut real = exe.rel().as_os_str().to_owned();
         real.push(".real");
-        exe = PathBuf::from(real);
+        exe = ImagePath::from(Path::new(&real));
     }
-    let shown = format!("/{}", exe.display());
-    let host_exe = root.join(&exe).display().to_string();
+    let shown = exe.to_string();
+    let host_exe = root.join(exe.rel()).display().to_string();
     let qemu_s = qemu.display().to_string();
 
     let tmpdir = scratch.join("tmp");
@@ -491,8 +492,8 @@ fn judge_object(path: &Path, arch: TargetArch) -> std::result::Result<String, St
 
 /// Resolves `path` inside `root` as if `root` were `/`: absolute symlink
 /// targets restart at `root`, `..` never climbs above it. Returns the
-/// resolved path relative to `root`.
-pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf, String> {
+/// resolved path in the image.
+pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<ImagePath, String> {
     let mut pending: Vec<std::ffi::OsString> = path
         .components()
         .rev()
@@ -510,8 +511,12 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf,
             continue;
         }
         let next = cur.join(&c);
-        let meta = fs::symlink_metadata(root.join(&next))
-            .map_err(|_| format!("/{} does not exist in the image", next.display()))?;
+        let meta = fs::symlink_metadata(root.join(&next)).map_err(|_| {
+            format!(
+                "{} does not exist in the image",
+                ImagePath::from(next.as_path())
+            )
+        })?;
         if meta.file_type().is_symlink() {
             hops += 1;
             if hops > 40 {
@@ -532,7 +537,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> std::result::Result<PathBuf,
             cur = next;
         }
     }
-    Ok(cur)
+    Ok(ImagePath::from(cur.as_path()))
 }
 
 #[cfg(test)]
@@ -552,7 +557,7 @@ mod tests {
         symlink("../../opt/gcc/bin/gcc", r.join("etc/alternatives/cc")).unwrap();
         assert_eq!(
             resolve_in_root(r, Path::new("/usr/bin/cc")).unwrap(),
-            PathBuf::from("opt/gcc/bin/gcc")
+            "/opt/gcc/bin/gcc"
         );
         // `..` cannot climb out of the root.
         symlink(
@@ -562,7 +567,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             resolve_in_root(r, Path::new("/usr/bin/up")).unwrap(),
-            PathBuf::from("opt/gcc/bin/gcc")
+            "/opt/gcc/bin/gcc"
         );
         symlink("loop", r.join("usr/bin/loop")).unwrap();
         assert!(resolve_in_root(r, Path::new("/usr/bin/loop"))
