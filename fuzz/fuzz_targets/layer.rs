@@ -64,7 +64,7 @@ fn summary(t: &MergedTree) -> Vec<String> {
         .map(|e| {
             format!(
                 "{} {:?} {:o} {}:{} {} {:?}",
-                e.path.display(),
+                e.path,
                 e.kind,
                 e.mode & 0o7777,
                 e.uid,
