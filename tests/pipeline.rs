@@ -244,20 +244,41 @@ fn a_build_from_a_registry_downloads_each_blob_once() {
         run_ok(&mut cmd);
     }
     let proxy = FaultProxy::start(&reg.host(), vec![]);
-    let build = |base: String, artifact: String, venv: String, out: String| -> serde_json::Value {
+    let build = |base: String,
+                 artifact: String,
+                 venv: String,
+                 out: String,
+                 extra: &[String]|
+     -> serde_json::Value {
         let args = one_arch_build(arch, &base, &artifact, &format!("venv={venv}"), &out);
         json(&run_ok(
             ocipack_cmd()
                 .env("SOURCE_DATE_EPOCH", "1700000000")
-                .args(args),
+                .args(args)
+                .args(extra),
         ))
     };
+    // Published to another registry with --push-all: the base goes up
+    // from the source the build read (no mount, so its blobs are read).
+    let dest = Registry::start();
+    let publish = ["--push", "--push-all", "--image"]
+        .map(String::from)
+        .into_iter()
+        .chain([dest.url("d/rt:t")])
+        .collect::<Vec<_>>();
     let t = tempfile::tempdir().unwrap();
     let from_registry = build(
         proxy.url("c/base:v1"),
         proxy.url("c/artifact:a"),
         proxy.url("c/venv:v"),
         format!("oci:{}:t", t.path().join("r").display()),
+        &publish,
+    );
+    // The base pushed as the `-base-riscv64` stage is the one built on.
+    assert_eq!(
+        from_registry["published"]["bases"][0]["digest"],
+        from_registry["packages"][0]["base_digest"],
+        "{from_registry}"
     );
     let mut per_path: BTreeMap<String, usize> = BTreeMap::new();
     for l in proxy.log() {
@@ -285,6 +306,7 @@ fn a_build_from_a_registry_downloads_each_blob_once() {
         format!("oci:{}:cross-android-{arch}", art.display()),
         format!("oci:{}:venv-export-{arch}", art.display()),
         format!("oci:{}:t", t.path().join("l").display()),
+        &[],
     );
     let layers = |r: &serde_json::Value, step: &str| -> Vec<String> {
         let s = &r[step][0];

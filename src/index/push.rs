@@ -11,7 +11,7 @@ use crate::index::gates::Gate;
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
 use crate::registry::{Progress, RegistryOptions, RegistrySink, TransferLog};
-use crate::transport::{open_sink_with, open_source_with, ImageSink};
+use crate::transport::{open_sink_with, open_source_with, ImageSink, ImageSource};
 
 /// One image pushed.
 #[derive(Debug, Clone, Serialize)]
@@ -50,11 +50,27 @@ pub fn push_platform_image(
     registry: &RegistryOptions,
     force: bool,
 ) -> Result<PushedImage> {
+    let source = open_source_with(src, registry)?;
+    push_source_image(source.as_ref(), src, platform, dest, registry, force)
+}
+
+/// [`push_platform_image`] from a source already open (`name` is its
+/// reference, for the report): a build republishes its base from the
+/// source it built on, so the pushed base is the one the packages name
+/// (not what the tag says by then) and its blobs are not downloaded again.
+/// `registry` is the destination's.
+pub fn push_source_image(
+    source: &dyn ImageSource,
+    name: &Reference,
+    platform: Option<&PlatformSpec>,
+    dest: &Reference,
+    registry: &RegistryOptions,
+    force: bool,
+) -> Result<PushedImage> {
     let tag = dest.tag().ok_or_else(|| Error::Reference {
         input: dest.to_string(),
         reason: "needs a tag".into(),
     })?;
-    let source = open_source_with(src, registry)?;
     source.resolve()?;
     let (sink, log): (Box<dyn ImageSink>, _) = match dest {
         Reference::Registry(r) => {
@@ -70,7 +86,7 @@ pub fn push_platform_image(
         referrers: true,
         ..CopyOptions::default()
     };
-    let report = copy_image(source.as_ref(), sink, &opts)?;
+    let report = copy_image(source, sink, &opts)?;
     let quiet = RegistryOptions {
         progress: Progress::hidden(),
         ..registry.clone()
@@ -92,7 +108,7 @@ pub fn push_platform_image(
     }
     let pushed = parse_sha256(&report.digest)?;
     Ok(PushedImage {
-        source: src.to_string(),
+        source: name.to_string(),
         destination: dest.to_string(),
         digest: report.digest.clone(),
         pin: dest.pin(if forced { now.digest() } else { &pushed }),

@@ -266,8 +266,6 @@ pub fn build(plan: &BuildPlan, observer: &dyn Observer) -> Result<BuildReport> {
         sources: &sources,
     };
     let (packages, wrappers) = build_arches(plan, &plans, &run, observer)?;
-    // The spooled registry inputs are not needed to index and publish.
-    drop(sources);
 
     let mut opts = IndexOptions::new(plan.out.clone(), plan.arches.clone(), None)?;
     opts.force = plan.force;
@@ -279,7 +277,7 @@ pub fn build(plan: &BuildPlan, observer: &dyn Observer) -> Result<BuildReport> {
     let index = iplan.publish()?;
 
     let published = match &plan.publish {
-        Some(p) => Some(publish::publish(plan, &plans, &p.image)?),
+        Some(p) => Some(publish::publish(plan, &plans, &p.image, &sources)?),
         None => None,
     };
     let mut pins = Pins::new();

@@ -4,15 +4,17 @@
 
 use super::{ArchPlan, BuildPlan, Published};
 use crate::error::Result;
-use crate::index::push::{push_image, push_platform_image, PushedImage};
+use crate::index::push::{push_image, push_source_image, PushedImage};
 use crate::index::{publish_index, IndexOptions};
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
+use crate::spool::SharedSources;
 
 pub(super) fn publish(
     plan: &BuildPlan,
     plans: &[ArchPlan],
     image: &Reference,
+    sources: &SharedSources,
 ) -> Result<Published> {
     let registry = &plan.dest_registry;
     let progress = &registry.progress;
@@ -34,14 +36,21 @@ pub(super) fn publish(
             continue;
         };
         progress.note(&format!("ocipack: {}: push base -> {dest}", p.arch));
-        let pushed = push_platform_image(
-            &p.base,
-            Some(&PlatformSpec::linux(p.arch)),
-            dest,
-            registry,
-            plan.force,
-        )
-        .map_err(|e| e.during(format!("pushing {} to {dest}", p.base)))?;
+        // From the source the build read (source credentials, the root it
+        // resolved, the blobs it spooled).
+        let pushed = sources
+            .open(&p.base)
+            .and_then(|src| {
+                push_source_image(
+                    src.as_ref(),
+                    &p.base,
+                    Some(&PlatformSpec::linux(p.arch)),
+                    dest,
+                    registry,
+                    plan.force,
+                )
+            })
+            .map_err(|e| e.during(format!("pushing {} to {dest}", p.base)))?;
         warn_forced(&pushed);
         bases.push(pushed);
     }
