@@ -35,19 +35,12 @@ const BUFFER: usize = 256 * 1024;
 /// and referrers are passed through (sources keep those small answers
 /// themselves).
 pub struct SpooledSource<'a> {
-    inner: Inner<'a>,
+    inner: Box<dyn ImageSource + 'a>,
     dir: ScratchDir,
     /// One slot per blob digest, true once the blob is spooled. Its lock
     /// is held while the blob downloads, so threads reading the same blob
     /// at once wait for one download instead of starting their own.
     slots: Mutex<HashMap<String, Arc<Mutex<bool>>>>,
-}
-
-/// The wrapped source: borrowed (a command holding it for its own use) or
-/// owned (a source handed on, as the step runner's inputs are).
-enum Inner<'a> {
-    Borrowed(&'a dyn ImageSource),
-    Owned(Box<dyn ImageSource + 'a>),
 }
 
 /// Wraps `src` in a [`SpooledSource`] when `reference` is a registry image
@@ -60,7 +53,7 @@ pub fn for_reference<'a>(
     src: Box<dyn ImageSource + 'a>,
 ) -> Result<Box<dyn ImageSource + 'a>> {
     Ok(match reference {
-        Reference::Registry(_) => Box::new(SpooledSource::owning(src)?),
+        Reference::Registry(_) => Box::new(SpooledSource::new(src)?),
         _ => src,
     })
 }
@@ -86,11 +79,6 @@ impl SharedSources {
         }
     }
 
-    /// How registry images are read.
-    pub fn registry_options(&self) -> &RegistryOptions {
-        &self.registry
-    }
-
     /// The source of `reference`: the one already opened for a registry
     /// image, else a new one (spooled for a registry image).
     pub fn open(&self, reference: &Reference) -> Result<Arc<dyn ImageSource>> {
@@ -98,49 +86,37 @@ impl SharedSources {
             return Ok(Arc::from(open_source_with(reference, &self.registry)?));
         }
         let key = reference.to_string();
-        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = opened.get(&key) {
+        let mut shared = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = shared.get(&key) {
             return Ok(s.clone());
         }
-        let src: Arc<dyn ImageSource> = Arc::from(for_reference(
+        let src: Arc<dyn ImageSource> = Arc::new(SpooledSource::new(open_source_with(
             reference,
-            open_source_with(reference, &self.registry)?,
-        )?);
-        opened.insert(key, src.clone());
+            &self.registry,
+        )?)?);
+        shared.insert(key, src.clone());
         Ok(src)
     }
 }
 
 impl<'a> SpooledSource<'a> {
-    /// [`SpooledSource::new`] for a source it keeps.
-    pub fn owning(inner: Box<dyn ImageSource + 'a>) -> Result<SpooledSource<'a>> {
-        Self::in_dir(Inner::Owned(inner), atomic::scratch_dir()?)
-    }
-
     /// Spools into the command's scratch space ([`atomic::scratch_dir`],
     /// under `$TMPDIR`: what a killed run leaves is removed by the next).
-    pub fn new(inner: &'a dyn ImageSource) -> Result<SpooledSource<'a>> {
-        Self::in_dir(Inner::Borrowed(inner), atomic::scratch_dir()?)
+    pub fn new(inner: Box<dyn ImageSource + 'a>) -> Result<SpooledSource<'a>> {
+        Self::in_dir(inner, atomic::scratch_dir()?)
     }
 
     /// Spools into scratch space under `tmp` instead of `$TMPDIR`.
-    pub fn new_in(inner: &'a dyn ImageSource, tmp: &Path) -> Result<SpooledSource<'a>> {
-        Self::in_dir(Inner::Borrowed(inner), atomic::scratch_dir_in(tmp)?)
+    pub fn new_in(inner: Box<dyn ImageSource + 'a>, tmp: &Path) -> Result<SpooledSource<'a>> {
+        Self::in_dir(inner, atomic::scratch_dir_in(tmp)?)
     }
 
-    fn in_dir(inner: Inner<'a>, dir: ScratchDir) -> Result<SpooledSource<'a>> {
+    fn in_dir(inner: Box<dyn ImageSource + 'a>, dir: ScratchDir) -> Result<SpooledSource<'a>> {
         Ok(SpooledSource {
             inner,
             dir,
             slots: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn inner(&self) -> &dyn ImageSource {
-        match &self.inner {
-            Inner::Borrowed(s) => *s,
-            Inner::Owned(s) => s.as_ref(),
-        }
     }
 
     /// The temp dir holding the spooled blobs (one file per digest).
@@ -169,12 +145,12 @@ impl<'a> SpooledSource<'a> {
         if *spooled {
             return Ok(path);
         }
-        let what = format!("{}@{}", self.inner().name(), desc.digest());
+        let what = format!("{}@{}", self.inner.name(), desc.digest());
         let mut tmp = tempfile::Builder::new()
             .prefix(".partial-")
             .tempfile_in(self.dir.path())
             .map_err(|e| Error::io(self.dir.path(), e))?;
-        let mut from = VerifyingReader::new(self.inner().open_blob(desc)?, desc);
+        let mut from = VerifyingReader::new(self.inner.open_blob(desc)?, desc);
         let mut buf = vec![0u8; BUFFER];
         loop {
             let n = match from.read(&mut buf) {
@@ -195,22 +171,22 @@ impl<'a> SpooledSource<'a> {
 
 impl ImageSource for SpooledSource<'_> {
     fn name(&self) -> String {
-        self.inner().name()
+        self.inner.name()
     }
 
     fn resolve(&self) -> Result<Descriptor> {
-        self.inner().resolve()
+        self.inner.resolve()
     }
 
     fn read_manifest(&self, desc: &Descriptor) -> Result<RawManifest> {
-        self.inner().read_manifest(desc)
+        self.inner.read_manifest(desc)
     }
 
     fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size() > MAX_METADATA_SIZE {
             // Refused by the inner source before anything is downloaded,
             // with its own message.
-            return self.inner().read_blob(desc);
+            return self.inner.read_blob(desc);
         }
         let path = self.spool(desc)?;
         let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -226,7 +202,7 @@ impl ImageSource for SpooledSource<'_> {
     }
 
     fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
-        self.inner().referrers(subject)
+        self.inner.referrers(subject)
     }
 }
 
@@ -244,18 +220,19 @@ mod tests {
     /// counting the blob reads that reach it.
     struct Counting {
         bytes: Vec<u8>,
-        reads: AtomicUsize,
+        reads: Arc<AtomicUsize>,
     }
 
     impl Counting {
-        fn new(bytes: &[u8]) -> Counting {
-            Counting {
+        /// The source (to hand to the spool) and its read count.
+        fn new(bytes: &[u8]) -> (Box<Counting>, impl Fn() -> usize) {
+            let reads = Arc::new(AtomicUsize::new(0));
+            let seen = reads.clone();
+            let src = Box::new(Counting {
                 bytes: bytes.to_vec(),
-                reads: AtomicUsize::new(0),
-            }
-        }
-        fn reads(&self) -> usize {
-            self.reads.load(Ordering::SeqCst)
+                reads,
+            });
+            (src, move || seen.load(Ordering::SeqCst))
         }
     }
 
@@ -287,9 +264,9 @@ mod tests {
     fn later_reads_come_from_the_spooled_file() {
         let bytes = b"layer bytes, read by the guards and again by the smoke";
         let d = layer(bytes);
-        let inner = Counting::new(bytes);
+        let (inner, reads) = Counting::new(bytes);
         let parent = tempfile::tempdir().unwrap();
-        let sp = SpooledSource::new_in(&inner, parent.path()).unwrap();
+        let sp = SpooledSource::new_in(inner, parent.path()).unwrap();
         let file = sp.dir().join(d.digest().digest());
 
         // A reader that stops early still spools the whole blob.
@@ -297,11 +274,11 @@ mod tests {
         sp.open_blob(&d).unwrap().read_exact(&mut head).unwrap();
         assert_eq!(&head, b"layer");
         assert_eq!(std::fs::read(&file).unwrap(), bytes);
-        assert_eq!(inner.reads(), 1);
+        assert_eq!(reads(), 1);
 
         assert_eq!(read_all(&sp, &d).unwrap(), bytes);
         assert_eq!(sp.read_blob(&d).unwrap(), bytes);
-        assert_eq!(inner.reads(), 1, "the inner source was read again");
+        assert_eq!(reads(), 1, "the inner source was read again");
 
         // The file is what is served, and it is verified as it is read.
         let mut tampered = bytes.to_vec();
@@ -309,7 +286,7 @@ mod tests {
         std::fs::write(&file, &tampered).unwrap();
         let e = read_all(&sp, &d).unwrap_err();
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
-        assert_eq!(inner.reads(), 1);
+        assert_eq!(reads(), 1);
 
         let dir = sp.dir().to_path_buf();
         drop(sp);
@@ -319,9 +296,9 @@ mod tests {
     #[test]
     fn a_digest_mismatch_is_typed_and_leaves_no_file() {
         let d = layer(b"the bytes the manifest names");
-        let inner = Counting::new(b"the bytes the registry sends");
+        let (inner, reads) = Counting::new(b"the bytes the registry sends");
         let parent = tempfile::tempdir().unwrap();
-        let sp = SpooledSource::new_in(&inner, parent.path()).unwrap();
+        let sp = SpooledSource::new_in(inner, parent.path()).unwrap();
 
         for e in [
             sp.open_blob(&d).map(|_| ()).unwrap_err(),
@@ -341,6 +318,6 @@ mod tests {
             assert!(left.is_empty(), "left behind: {left:?}");
         }
         // Nothing bad is remembered: each read went to the inner source.
-        assert_eq!(inner.reads(), 2);
+        assert_eq!(reads(), 2);
     }
 }
