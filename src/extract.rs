@@ -261,8 +261,9 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
             if items.contains_key(&anc) {
                 continue;
             }
+            let image_path = ImagePath::from_normalized(anc.clone());
             let image = tree
-                .resolve_symlinks(&ImagePath::from_normalized(anc.clone()))
+                .resolve_symlinks(&image_path)
                 .ok()
                 .and_then(|p| tree.get(&p))
                 .filter(|e| e.kind == FileKind::Dir);
@@ -274,7 +275,7 @@ fn plan(tree: &MergedTree, roots: &[Root]) -> Result<(BTreeMap<PathBuf, Item>, V
                     mtime: image.map(|e| e.mtime),
                     content: None,
                     link: None,
-                    image_path: ImagePath::from_normalized(anc.clone()),
+                    image_path,
                 },
             );
         }

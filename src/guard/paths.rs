@@ -23,7 +23,7 @@ pub fn dangling_symlinks(tree: &dyn ImageTree, trees: &[String]) -> Result<Guard
     let paths = tree.paths();
     let roots: Vec<&ImagePath> = paths
         .iter()
-        .filter(|p| matchers.iter().any(|m| m.matches(p.to_string())))
+        .filter(|p| matchers.iter().any(|m| m.matches(p.rel())))
         .filter(|p| tree.node(p).is_some_and(|n| n.kind == FileKind::Dir))
         .collect();
     for root in &roots {
