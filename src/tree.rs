@@ -256,11 +256,12 @@ impl MemTree {
         if path.is_root() {
             return;
         }
-        let mut p = path.parent();
-        while !p.is_root() && !self.entries.contains_key(&p) {
-            let up = p.parent();
+        let missing: Vec<ImagePath> = path
+            .ancestors()
+            .take_while(|p| !self.entries.contains_key(p))
+            .collect();
+        for p in missing {
             self.entries.insert(p, (Node::dir(0o755), Vec::new()));
-            p = up;
         }
         self.entries.insert(path, (node, content));
     }

@@ -55,6 +55,17 @@ impl ImagePath {
         ImagePath(self.0.parent().map(Path::to_path_buf).unwrap_or_default())
     }
 
+    /// The directories above `self`, nearest first, the root excepted
+    /// (`/a/b/c`: `/a/b`, `/a`): what a tree adds when `self` is inserted
+    /// without its parents.
+    pub fn ancestors(&self) -> impl Iterator<Item = ImagePath> + '_ {
+        self.0
+            .ancestors()
+            .skip(1)
+            .take_while(|a| !a.as_os_str().is_empty())
+            .map(|a| ImagePath(a.to_path_buf()))
+    }
+
     /// `self` joined with `rel` (a name or a relative path; normalised and
     /// rooted like the [`From`] conversions; an absolute `rel` starts at
     /// the root again, as a symlink target would).
@@ -386,6 +397,9 @@ mod tests {
         assert_eq!(lib.join("../../../bin"), "/bin");
         assert_eq!(lib.join("/opt"), "/opt");
         assert_eq!(lib.parent(), "/usr");
+        let up: Vec<String> = lib.join("x").ancestors().map(|a| a.to_string()).collect();
+        assert_eq!(up, ["/usr/lib", "/usr"]);
+        assert_eq!(root.ancestors().count(), 0);
         assert_eq!(root.parent(), "/");
         assert_eq!(lib.file_name(), Some("lib"));
         assert!(lib.join("x").starts_with(&lib));

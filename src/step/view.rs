@@ -185,11 +185,12 @@ impl Selected {
         // The layer writer adds missing parent directories; so does the view.
         let dests: Vec<ImagePath> = nodes.keys().cloned().collect();
         for d in dests {
-            let mut p = d.parent();
-            while !p.is_root() && !nodes.contains_key(&p) {
-                let up = p.parent();
+            let missing: Vec<ImagePath> = d
+                .ancestors()
+                .take_while(|p| !nodes.contains_key(p))
+                .collect();
+            for p in missing {
                 nodes.insert(p, Node::dir(0o755));
-                p = up;
             }
         }
         let from: Vec<&ImagePath> = regular.iter().map(|(_, s)| *s).collect();
